@@ -1,0 +1,51 @@
+"""Typed events every FLOps service publishes on the bus and the manager stores."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flops_common.stages import Stage
+
+
+class EventKind(StrEnum):
+    """What happened. Kinds marked (*) move the project's state machine."""
+
+    STAGE_CHANGED = "stage_changed"  # manager: a stage started
+    PROJECT_FINISHED = "project_finished"  # manager: final status reached
+    LOG = "log"  # any: a line worth showing in the timeline
+    BUILD_STEP = "build_step"  # builder: a build step finished, data.step, data.seconds
+    BUILD_SUCCEEDED = "build_succeeded"  # (*) builder: data.manifest
+    BUILD_FAILED = "build_failed"  # (*) builder: message is the cause, data.step
+    LEARNER_READY = "learner_ready"  # learner: local data loaded, data.samples
+    LEARNER_FAILED = "learner_failed"  # (*) learner: could not load data or start
+    TRAINING_STARTED = "training_started"  # (*) aggregator: Flower run submitted, data.run_id
+    ROUND_COMPLETED = "round_completed"  # aggregator: data.round, data.metrics
+    TRAINING_SUCCEEDED = "training_succeeded"  # (*) aggregator: data.metrics, data.mlflow
+    TRAINING_FAILED = "training_failed"  # (*) aggregator: message is the cause
+
+
+class Source(StrEnum):
+    """Which kind of service published an event."""
+
+    MANAGER = "manager"
+    BUILDER = "builder"
+    AGGREGATOR = "aggregator"
+    LEARNER = "learner"
+    OBSERVER = "observer"
+
+
+class Event(BaseModel):
+    """One thing that happened to a project."""
+
+    project_id: str
+    source: Source
+    kind: EventKind
+    stage: Stage | None = None
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: float = Field(default_factory=time.time)
+    event_id: str = Field(default_factory=lambda: __import__("uuid").uuid4().hex)

@@ -1,0 +1,75 @@
+"""What the manager hands a builder, an aggregator or a learner (JSON in ``FLOPS_JOB``).
+
+Secrets never travel in a job: they come from the service's own environment
+(``FLOPS_MQTT_PASSWORD``, ``MLFLOW_TRACKING_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+
+from flops_common.image_key import ImageKey
+from flops_common.sla import ModelFlavor, StrategyConfig
+
+JOB_ENV = "FLOPS_JOB"
+
+JobT = TypeVar("JobT", bound=BaseModel)
+
+
+class BusConfig(BaseModel):
+    """Where the MQTT broker is. The password, if any, is in ``FLOPS_MQTT_PASSWORD``."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+
+
+class BuildJob(BaseModel):
+    """Build the actor environments/images for one key and publish them."""
+
+    project_id: str
+    bus: BusConfig
+    key: ImageKey
+    plan: str = "local"  # "local": environments in a directory; "oci": container images
+    registry: str  # local: registry root directory; oci: registry host:port
+    uv_find_links: list[str] = Field(default_factory=list)
+    base_image: str | None = None  # oci plan only
+
+
+class AggregatorJob(BaseModel):
+    """Run the Flower SuperLink and the ServerApp for one project."""
+
+    project_id: str
+    bus: BusConfig
+    flavor: ModelFlavor
+    app_dir: str
+    superlink_port: int
+    rounds: int
+    strategy: StrategyConfig
+    min_available_clients: int
+    min_fit_clients: int
+    min_evaluate_clients: int
+    learners: int
+    round_timeout_s: float
+    mlflow_tracking_uri: str
+    mlflow_experiment: str
+
+
+class LearnerJob(BaseModel):
+    """Load this node's data, then run a Flower SuperNode against the project's SuperLink."""
+
+    project_id: str
+    bus: BusConfig
+    learner_index: int
+    app_dir: str
+    superlink_address: str  # host:port
+    supernode_port: int
+    data_dir: str  # this node's data for the project's data tags
+
+
+def load_job(model: type[JobT]) -> JobT:
+    """Read the job of this service from ``FLOPS_JOB``."""
+    return model.model_validate_json(os.environ[JOB_ENV])
