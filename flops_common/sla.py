@@ -19,6 +19,13 @@ class ModelFlavor(StrEnum):
     PYTORCH = "pytorch"
 
 
+class Platform(StrEnum):
+    """Platforms actor images are built for."""
+
+    LINUX_AMD64 = "linux/amd64"
+    LINUX_ARM64 = "linux/arm64"
+
+
 class StrategyName(StrEnum):
     """Flower strategies (``flwr.serverapp.strategy``) an SLA may choose."""
 
@@ -84,7 +91,9 @@ class TrainingConfiguration(_Strict):
     def _tags_are_names(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not tag or len(tag) > 64 or not all(c.isalnum() or c in "-_." for c in tag):
-                raise ValueError(f"data tag {tag!r} must be 1-64 characters of letters, digits, '-', '_', '.'")
+                raise ValueError(
+                    f"data tag {tag!r} must be 1-64 characters of letters, digits, '-', '_', '.'"
+                )
         return tags
 
     @model_validator(mode="after")
@@ -134,9 +143,7 @@ class ProjectSLA(_Strict):
     training_configuration: TrainingConfiguration
     post_training_steps: list[PostTrainingStep] = Field(default_factory=list)
     resource_constraints: ResourceConstraints = Field(default_factory=ResourceConstraints)
-    supported_platforms: list[Literal["linux/amd64", "linux/arm64"]] = Field(
-        default_factory=lambda: ["linux/amd64"], min_length=1
-    )
+    supported_platforms: list[Platform] = Field(default_factory=lambda: [Platform.LINUX_AMD64], min_length=1)
     verbose: bool = False
 
     @field_validator("ml_repo_url")

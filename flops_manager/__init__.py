@@ -1,0 +1,1 @@
+"""The FLOps manager: API, project state machine and clients of every boundary."""

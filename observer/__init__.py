@@ -1,0 +1,1 @@
+"""The per-project observer: follows a project's events and writes its timeline."""

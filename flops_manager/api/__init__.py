@@ -1,0 +1,1 @@
+"""FLOps manager: api."""

@@ -1,0 +1,82 @@
+"""Project routes: submit, list, read, follow, cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from flops_common.events import Event
+from flops_common.sla import ProjectSLA
+from flops_manager.api.deps import ComponentsDep, PrincipalDep, ProjectDep
+from flops_manager.projects.engine import SlaRejected
+from flops_manager.projects.models import Project
+from observer.timeline import format_event
+
+router = APIRouter(prefix="/api/flops/projects", tags=["projects"])
+
+
+class ProjectAccepted(BaseModel):
+    """The answer to a submitted SLA: the work goes on asynchronously."""
+
+    project_id: str
+    status: str
+    stage: int
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ProjectAccepted)
+def submit_project(sla: ProjectSLA, parts: ComponentsDep, who: PrincipalDep) -> ProjectAccepted:
+    """Validate and store an SLA, start the project, return its id at once."""
+    if not who.admin and sla.customerID != who.customer_id:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["body", "customerID"],
+                    "msg": "customerID must be your own customer id",
+                    "type": "value_error",
+                }
+            ],
+        )
+    try:
+        project = parts.engine.submit(sla, sla.customerID)
+    except SlaRejected as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["body", exc.field_name], "msg": exc.reason, "type": "value_error"}],
+        ) from exc
+    return ProjectAccepted(project_id=project.id, status=project.status.value, stage=int(project.stage))
+
+
+@router.get("", response_model=list[Project])
+def list_projects(parts: ComponentsDep, who: PrincipalDep) -> list[Project]:
+    """The caller's projects (every project for an admin), newest first."""
+    return parts.store.list_projects(None if who.admin else who.customer_id)
+
+
+@router.get("/{project_id}", response_model=Project)
+def get_project(project: ProjectDep) -> Project:
+    """One project: stage, status, timestamps, cause, image, MLflow run, final metrics."""
+    return project
+
+
+@router.get("/{project_id}/events", response_model=list[Event])
+def project_events(project: ProjectDep, parts: ComponentsDep, after: float = Query(0.0, ge=0)) -> list[Event]:
+    """The project's stored events (those after the ``after`` timestamp)."""
+    return parts.store.list_events(project.id, after)
+
+
+@router.get("/{project_id}/timeline", response_class=PlainTextResponse)
+def project_timeline(project: ProjectDep, parts: ComponentsDep, after: float = Query(0.0, ge=0)) -> str:
+    """The observer's timeline as text, one line per event."""
+    lines = [format_event(e) for e in parts.store.list_events(project.id, after)]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+@router.delete("/{project_id}", status_code=status.HTTP_202_ACCEPTED, response_model=ProjectAccepted)
+def cancel_project(project: ProjectDep, parts: ComponentsDep) -> ProjectAccepted:
+    """Cancel a project: every service of it is undeployed."""
+    if project.status.is_final:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"project {project.id} already {project.status.value}")
+    parts.engine.cancel(project.id)
+    return ProjectAccepted(project_id=project.id, status="cancelling", stage=int(project.stage))

@@ -1,0 +1,47 @@
+"""The FastAPI application: routes under ``api/``, parts wired in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from flops_manager import components
+from flops_manager.api import platform, projects
+from flops_manager.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The manager app; connects to the store and bus when it starts serving."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        parts = components.build(settings)
+        parts.store.ensure_indexes()
+        parts.engine.start()
+        app.state.components = parts
+        try:
+            yield
+        finally:
+            parts.engine.stop()
+
+    app = FastAPI(title="FLOps manager", version="0.1.0", lifespan=lifespan)
+    app.include_router(platform.router)
+    app.include_router(projects.router)
+    return app
+
+
+def main() -> None:
+    """Serve the manager with uvicorn on the configured host and port."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""``local`` backend: services are process groups on this machine, nodes are virtual.
+
+Each node is a folder (``nodes/<name>/data/<tag>/``): a node holds a data tag when that
+folder has files. Each service gets its own working dir with ``output.log`` and, once it
+ended, ``exit_code``; processes run in their own session so a manager restart neither kills
+nor loses them, and undeploy ends the whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flops_manager.orchestrator.base import (
+    CAP_IMAGE_BUILDER,
+    CAP_LEARNER,
+    Node,
+    Orchestrator,
+    ServiceHandle,
+    ServiceSpec,
+    ServiceState,
+    ServiceStatus,
+)
+
+_WRAPPER = '"$@"; echo $? > "$FLOPS_EXIT_FILE"'
+_INHERIT_BLOCKLIST = ("FLOPS_", "MLFLOW_", "AWS_SECRET", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (guards against reused PIDs), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return fields[19]
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+class LocalOrchestrator(Orchestrator):
+    """Processes on this machine; virtual nodes from configuration."""
+
+    name = "local"
+
+    def __init__(self, nodes_dir: Path, services_dir: Path, learner_nodes: int, builder_nodes: int) -> None:
+        self._nodes_dir = nodes_dir
+        self._services_dir = services_dir
+        self._node_caps: dict[str, list[str]] = {
+            f"builder-{i}": [CAP_IMAGE_BUILDER] for i in range(builder_nodes)
+        }
+        self._node_caps |= {f"learner-{i}": [CAP_LEARNER] for i in range(learner_nodes)}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def node_data_dir(self, node: str) -> Path:
+        """The folder holding a node's data, one subfolder per data tag."""
+        return self._nodes_dir / node / "data"
+
+    def nodes(self) -> list[Node]:
+        """Virtual nodes; data tags are the non-empty tag folders under each node's data dir."""
+        result = []
+        for name, caps in self._node_caps.items():
+            data_dir = self.node_data_dir(name)
+            tags = (
+                sorted(p.name for p in data_dir.iterdir() if p.is_dir() and any(p.iterdir()))
+                if data_dir.is_dir()
+                else []
+            )
+            result.append(Node(name=name, capabilities=caps, data_tags=tags, data_dir=str(data_dir)))
+        return result
+
+    def _service_dir(self, project_id: str, name: str) -> Path:
+        return self._services_dir / project_id / name
+
+    def deploy(self, spec: ServiceSpec, node: Node | None = None) -> ServiceHandle:
+        """Start the service as a new process group in its own working dir."""
+        node = node or self.place(spec.placement)[0]
+        service_dir = self._service_dir(spec.project_id, spec.name)
+        service_dir.mkdir(parents=True, exist_ok=True)
+        exit_file = service_dir / "exit_code"
+        exit_file.unlink(missing_ok=True)
+        bin_dir = Path(spec.image) / "bin" if spec.image else Path(sys.executable).parent
+        command = list(spec.command)
+        if command and command[0] == "python":
+            command[0] = str(bin_dir / "python")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERIT_BLOCKLIST)}
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env |= spec.env | spec.secret_env
+        env["FLOPS_EXIT_FILE"] = str(exit_file)
+        env["FLOPS_NODE"] = node.name
+        with open(service_dir / "output.log", "ab") as log:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, "sh", *command],
+                cwd=spec.workdir or service_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        handle = ServiceHandle(
+            backend=self.name,
+            service_id=f"{spec.project_id}/{spec.name}",
+            name=spec.name,
+            role=spec.role,
+            node=node.name,
+            info={"pid": proc.pid, "start_time": _start_time(proc.pid), "dir": str(service_dir)},
+        )
+        (service_dir / "service.json").write_text(handle.model_dump_json())
+        return handle
+
+    def _alive(self, handle: ServiceHandle) -> bool:
+        pid = int(handle.info["pid"])
+        child = self._children.get(pid)
+        if child is not None and child.poll() is not None:
+            self._children.pop(pid, None)
+            return False
+        return _start_time(pid) is not None and _start_time(pid) == handle.info.get("start_time")
+
+    def status(self, handle: ServiceHandle) -> ServiceStatus:
+        """Running while its process lives; then the exit code the wrapper wrote."""
+        if self._alive(handle):
+            return ServiceStatus(state=ServiceState.RUNNING)
+        exit_file = Path(handle.info["dir"]) / "exit_code"
+        if not Path(handle.info["dir"]).exists():
+            return ServiceStatus(state=ServiceState.GONE)
+        try:
+            code: int | None = int(exit_file.read_text().strip())
+        except (OSError, ValueError):
+            code = None  # killed before the wrapper could write it
+        return ServiceStatus(state=ServiceState.EXITED, exit_code=code)
+
+    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
+        """The service's combined stdout and stderr."""
+        try:
+            text = (Path(handle.info["dir"]) / "output.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        if tail is not None:
+            return "\n".join(text.splitlines()[-tail:])
+        return text
+
+    def undeploy(self, handle: ServiceHandle) -> None:
+        """SIGTERM the process group, SIGKILL what is left after a grace period."""
+        pid = int(handle.info["pid"])
+        if self._alive(handle):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 8.0
+        while _group_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            child = self._children.get(pid)
+            if child is not None:
+                child.poll()
+        if _group_members(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+        marker = Path(handle.info["dir"]) / "undeployed"
+        if marker.parent.exists():
+            marker.touch()
+
+    def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
+        """Services not yet undeployed, read from their working dirs."""
+        pattern = f"{project_id}/*/service.json" if project_id else "*/*/service.json"
+        handles = []
+        for path in self._services_dir.glob(pattern):
+            if (path.parent / "undeployed").exists():
+                continue
+            handles.append(ServiceHandle.model_validate(json.loads(path.read_text())))
+        return handles

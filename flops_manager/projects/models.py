@@ -1,0 +1,87 @@
+"""The project document: everything FLOps knows about one project."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.sla import ProjectSLA
+from flops_common.stages import ProjectStatus, Stage
+from flops_manager.orchestrator.base import ServiceHandle
+
+StageStatus = Literal["running", "done", "skipped", "failed", "cancelled"]
+
+
+class StageRecord(BaseModel):
+    """One stage of one project, with its timestamps."""
+
+    stage: Stage
+    name: str
+    status: StageStatus = "running"
+    started_at: float = Field(default_factory=time.time)
+    ended_at: float | None = None
+    note: str = ""
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the stage took (None while running)."""
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+class MlflowRef(BaseModel):
+    """Where the project's training run lives in MLflow."""
+
+    experiment_id: str
+    run_id: str
+    run_url: str
+
+
+class Project(BaseModel):
+    """A project as stored and as returned by the API."""
+
+    id: str
+    customer_id: str
+    sla: ProjectSLA
+    status: ProjectStatus = ProjectStatus.RUNNING
+    stage: Stage = Stage.PROJECT_START
+    stages: list[StageRecord] = Field(default_factory=list)
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    finished_at: float | None = None
+    cause: str | None = None
+    failed_stage: Stage | None = None
+    commit: str | None = None
+    image_key: ImageKey | None = None
+    image_digest: str | None = None
+    cache_hit: bool | None = None
+    manifest: ImageManifest | None = None
+    services: dict[str, ServiceHandle] = Field(default_factory=dict)
+    observer: ServiceHandle | None = None
+    stage_deadline: float | None = None
+    flower_run_id: str | None = None
+    rounds_completed: int = 0
+    learners_ready: int = 0
+    learners_failed: int = 0
+    mlflow: MlflowRef | None = None
+    final_metrics: dict[str, float] | None = None
+    build_step_seconds: dict[str, float] = Field(default_factory=dict)
+
+    def current_stage(self) -> StageRecord | None:
+        """The record of the stage the project is in."""
+        return self.stages[-1] if self.stages else None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The MongoDB document."""
+        doc = self.model_dump(mode="json")
+        doc["_id"] = doc.pop("id")
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Project:
+        """Rebuild a project from its MongoDB document."""
+        data = dict(doc)
+        data["id"] = data.pop("_id")
+        return cls.model_validate(data)

@@ -1,0 +1,135 @@
+"""Service specs for the builder, the observer and the FL actors of a project."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, LearnerJob
+from flops_common.mqtt import PASSWORD_ENV
+from flops_manager.orchestrator.base import (
+    CAP_IMAGE_BUILDER,
+    CAP_LEARNER,
+    Node,
+    Placement,
+    ServiceRole,
+    ServiceSpec,
+)
+from flops_manager.projects.models import Project
+from flops_manager.settings import Settings
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _secrets(settings: Settings) -> dict[str, str]:
+    if settings.mqtt_password is None:
+        return {}
+    return {PASSWORD_ENV: settings.mqtt_password.get_secret_value()}
+
+
+def builder_spec(settings: Settings, project: Project, key: ImageKey, registry_location: str) -> ServiceSpec:
+    """The one-shot builder that makes the actor images of ``key``."""
+    job = BuildJob(
+        project_id=project.id,
+        bus=settings.bus,
+        key=key,
+        plan="local",
+        registry=registry_location,
+        uv_find_links=settings.uv_find_links,
+    )
+    return ServiceSpec(
+        name="builder",
+        project_id=project.id,
+        role=ServiceRole.BUILDER,
+        command=["python", "-m", "image_builder"],
+        env={JOB_ENV: job.model_dump_json()},
+        secret_env=_secrets(settings),
+        placement=Placement(capability=CAP_IMAGE_BUILDER),
+    )
+
+
+def observer_spec(settings: Settings, project: Project) -> ServiceSpec:
+    """The project's observer: follows its events and writes the timeline."""
+    return ServiceSpec(
+        name="observer",
+        project_id=project.id,
+        role=ServiceRole.OBSERVER,
+        command=["python", "-m", "observer", project.id],
+        env={"FLOPS_OBSERVER_BUS": settings.bus.model_dump_json()},
+        secret_env=_secrets(settings),
+        one_shot=False,
+    )
+
+
+def aggregator_spec(
+    settings: Settings, project: Project, manifest: ImageManifest, superlink_port: int, tracking_uri: str
+) -> ServiceSpec:
+    """The aggregator: Flower SuperLink plus the FLOps ServerApp."""
+    tc = project.sla.training_configuration
+    job = AggregatorJob(
+        project_id=project.id,
+        bus=settings.bus,
+        flavor=project.sla.ml_model_flavor,
+        app_dir=manifest.app_dir,
+        superlink_port=superlink_port,
+        rounds=tc.training_rounds,
+        strategy=tc.strategy,
+        min_available_clients=tc.min_available_clients,
+        min_fit_clients=tc.min_fit_clients,
+        min_evaluate_clients=tc.min_evaluate_clients,
+        learners=tc.learner_count,
+        round_timeout_s=tc.round_timeout_s,
+        mlflow_tracking_uri=tracking_uri,
+        mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
+    )
+    return ServiceSpec(
+        name="aggregator",
+        project_id=project.id,
+        role=ServiceRole.AGGREGATOR,
+        image=manifest.aggregator,
+        command=["python", "-m", "fl_actors.aggregator"],
+        env={JOB_ENV: job.model_dump_json()},
+        secret_env=_secrets(settings),
+        resources=project.sla.resource_constraints,
+    )
+
+
+def learner_placement(project: Project) -> Placement:
+    """Learner nodes holding every data tag of the project, one learner per node."""
+    return Placement(
+        capability=CAP_LEARNER, data_tags=project.sla.training_configuration.data_tags, exclusive=True
+    )
+
+
+def learner_spec(
+    settings: Settings, project: Project, manifest: ImageManifest, index: int, node: Node, superlink_port: int
+) -> ServiceSpec:
+    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins."""
+    tags = project.sla.training_configuration.data_tags
+    data_dir = Path(node.data_dir or "") / tags[0] if len(tags) == 1 else Path(node.data_dir or "")
+    job = LearnerJob(
+        project_id=project.id,
+        bus=settings.bus,
+        learner_index=index,
+        app_dir=manifest.app_dir,
+        superlink_address=f"127.0.0.1:{superlink_port}",
+        supernode_port=free_port(),
+        data_dir=str(data_dir),
+    )
+    return ServiceSpec(
+        name=f"learner-{index}",
+        project_id=project.id,
+        role=ServiceRole.LEARNER,
+        image=manifest.learner,
+        command=["python", "-m", "fl_actors.learner"],
+        env={JOB_ENV: job.model_dump_json()},
+        secret_env=_secrets(settings),
+        placement=learner_placement(project),
+        resources=project.sla.resource_constraints,
+    )

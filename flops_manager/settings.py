@@ -1,0 +1,78 @@
+"""All manager settings in one place, read from ``FLOPS_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flops_common.jobs import BusConfig
+
+
+class Settings(BaseSettings):
+    """Manager configuration. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOPS_", env_nested_delimiter="__")
+
+    home: Path = Field(default=Path("var"), description="State: registry, node data, service dirs, logs")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8081
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018")
+    mongo_db: str = "flops"
+
+    mlflow_tracking_uri: str = "http://127.0.0.1:5001"
+    mlflow_ui_url: str | None = Field(default=None, description="Public MLflow URL (default: tracking URI)")
+
+    orchestrator: str = "local"
+    registry: str = "local"
+    local_learner_nodes: int = Field(default=2, ge=0, le=256)
+    local_builder_nodes: int = Field(default=1, ge=0, le=16)
+
+    allow_file_repos: bool = Field(default=True, description="Accept file:// repo URLs (one-machine setups)")
+    uv_find_links: list[str] = Field(default_factory=list)
+
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token of the admin")
+
+    timeout_image_lookup_s: float = 120.0
+    timeout_image_build_s: float = 900.0
+    timeout_actor_deployment_s: float = 180.0
+    training_timeout_margin_s: float = 120.0
+    tick_interval_s: float = 1.0
+
+    @cached_property
+    def home_dir(self) -> Path:
+        """The absolute state directory."""
+        return self.home.resolve()
+
+    @property
+    def registry_dir(self) -> Path:
+        """Root of the local registry."""
+        return self.home_dir / "registry"
+
+    @property
+    def nodes_dir(self) -> Path:
+        """Root of the local orchestrator's virtual nodes."""
+        return self.home_dir / "nodes"
+
+    @property
+    def services_dir(self) -> Path:
+        """Working directories and logs of local services."""
+        return self.home_dir / "services"
+
+    @property
+    def bus(self) -> BusConfig:
+        """Where services find the broker (no password: that travels in the environment)."""
+        return BusConfig(host=self.mqtt_host, port=self.mqtt_port, username=self.mqtt_username)
+
+    @property
+    def public_mlflow_url(self) -> str:
+        """The MLflow UI users open."""
+        return (self.mlflow_ui_url or self.mlflow_tracking_uri).rstrip("/")
