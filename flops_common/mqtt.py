@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from types import TracebackType
 
@@ -35,6 +36,7 @@ class EventPublisher:
         self._bus = bus
         self._ack_timeout_s = ack_timeout_s
         self._client: mqtt.Client | None = None
+        self._pending: list[mqtt.MQTTMessageInfo] = []
 
     def connect(self) -> None:
         """Connect to the broker and start the network loop."""
@@ -49,12 +51,28 @@ class EventPublisher:
             self.connect()
         assert self._client is not None
         info = self._client.publish(project_events(event.project_id), event.model_dump_json(), qos=qos)
-        if qos > 0:
-            info.wait_for_publish(timeout=self._ack_timeout_s)
+        if qos == 0:
+            return
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            # paho keeps QoS 1 messages while reconnecting and sends them once it is back.
+            self._pending.append(info)
+            return
+        info.wait_for_publish(timeout=self._ack_timeout_s)
+        if not info.is_published():
+            self._pending.append(info)
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every queued event was acknowledged; False if some were not in time."""
+        deadline = time.monotonic() + (self._ack_timeout_s * 3 if timeout_s is None else timeout_s)
+        while self._pending and time.monotonic() < deadline:
+            self._pending = [info for info in self._pending if not info.is_published()]
+            time.sleep(0.05)
+        return not self._pending
 
     def close(self) -> None:
-        """Disconnect cleanly."""
+        """Deliver what is still queued (bounded), then disconnect."""
         if self._client is not None:
+            self.flush()
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None

@@ -162,7 +162,9 @@ class EmbeddedSuite:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "mosquitto.conf").write_text(
-            f"listener {self.ports.broker} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.ports.broker} 127.0.0.1\nallow_anonymous true\n"
+            # Durable sessions and queued QoS 1 events survive a broker restart.
+            f"persistence true\npersistence_location {self.home / 'data'}/\nautosave_interval 5\n"
             "max_queued_messages 10000\n"
         )
         publish_examples(PROJECT_ROOT / "examples" / "ml_repos", self.home / "example-repos")

@@ -1,0 +1,36 @@
+# FLOps: `make demo` runs a project end to end on this machine; `make test` runs the whole suite.
+SHELL := /bin/bash
+export FLOPS_HOME ?= $(CURDIR)/var
+export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
+UV ?= uv
+
+.PHONY: deps venv up down demo test lint bench clean
+
+deps:
+	@deploy/install-system-deps.sh
+
+venv: deps
+	@$(UV) sync --frozen --quiet
+
+up: venv
+	@$(UV) run --frozen python -m flops_manager.suite up
+
+down:
+	@$(UV) run --frozen python -m flops_manager.suite down
+
+demo: venv
+	@$(UV) run --frozen python -m flops_manager.demo
+
+test: venv
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen mypy .
+	@$(UV) run --frozen pytest -q -ra
+
+lint: venv
+	@$(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy .
+
+bench: venv
+	@$(UV) run --frozen python -m bench
+
+clean: down
+	rm -rf var

@@ -1,0 +1,64 @@
+"""Helpers for end-to-end runs through the real embedded suite."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flops_manager.cli.client import FlopsClient
+from flops_manager.orchestrator.local import LocalOrchestrator, _group_members
+from flops_manager.suite.embedded import EmbeddedSuite
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "slas"
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="session")
+def digits_data(admin: FlopsClient) -> dict[str, Any]:
+    """Digits partitioned over learner-0 and learner-1 under tag ``digits`` (learner-2 holds none)."""
+    return admin.mock_data("digits", "digits", nodes=["learner-0", "learner-1"])
+
+
+def example_sla(suite: EmbeddedSuite, name: str, **training: Any) -> dict[str, Any]:
+    """An example SLA pointed at this suite's git server, with training overrides."""
+    sla: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    sla["ml_repo_url"] = suite.git_url(name)
+    sla["training_configuration"].update(training)
+    return sla
+
+
+def wait_final(client: FlopsClient, project_id: str, timeout_s: float = 400) -> dict[str, Any]:
+    """Poll until the project is final."""
+    deadline = time.monotonic() + timeout_s
+    project = client.project(project_id)
+    while project["status"] not in FINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        project = client.project(project_id)
+    assert project["status"] in FINAL, f"project {project_id} still {project['status']} at stage {project['stage']}"
+    return project
+
+
+def wait_stage(client: FlopsClient, project_id: str, stage: int, timeout_s: float = 300) -> dict[str, Any]:
+    """Poll until the project reached ``stage`` (or ended)."""
+    deadline = time.monotonic() + timeout_s
+    project = client.project(project_id)
+    while project["stage"] < stage and project["status"] not in FINAL and time.monotonic() < deadline:
+        time.sleep(0.3)
+        project = client.project(project_id)
+    return project
+
+
+def assert_nothing_left(suite: EmbeddedSuite, project: dict[str, Any]) -> None:
+    """No service of the project is deployed and no process of any of its services runs."""
+    orch = LocalOrchestrator(suite.home / "nodes", suite.home / "services", 0, 0)
+    deadline = time.monotonic() + 10  # the observer is undeployed a few seconds after the end
+    while orch.list_services(project["id"]) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert orch.list_services(project["id"]) == []
+    for service_json in (suite.home / "services" / project["id"]).glob("*/service.json"):
+        pid = json.loads(service_json.read_text())["info"]["pid"]
+        assert _group_members(pid) == [], f"{service_json.parent.name} left processes behind"
