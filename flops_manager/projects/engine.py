@@ -415,7 +415,8 @@ class ProjectEngine:
                 f" ({project.learners_ready} of {tc.learner_count} learners ready, training never started)"
             )
         elif project.stage == Stage.TRAINING:
-            cause += f" ({project.rounds_completed} of {project.sla.training_configuration.training_rounds} rounds done)"
+            rounds = project.sla.training_configuration.training_rounds
+            cause += f" ({project.rounds_completed} of {rounds} rounds done)"
         return cause
 
     def _check_services(self, project: Project, now: float) -> None:

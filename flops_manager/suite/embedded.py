@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -168,11 +169,10 @@ class EmbeddedSuite:
             "max_queued_messages 10000\n"
         )
         publish_examples(PROJECT_ROOT / "examples" / "ml_repos", self.home / "example-repos")
-        procs = self._processes()
-        procs["broker"].start(lambda: port_open(self.ports.broker), 15)
-        procs["store"].start(lambda: port_open(self.ports.store), 30)
-        procs["git"].start(lambda: port_open(self.ports.git), 15)
-        procs["mlflow"].start(lambda: self._http_ok(f"{self.mlflow_url}/health"), 120)
+        # Start them side by side: MLflow alone takes seconds to import and migrate its database.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for started in [pool.submit(self.start_service, n) for n in ("broker", "store", "git", "mlflow")]:
+                started.result()
         if with_manager:
             self.start_manager()
         (self.run_dir / "suite.json").write_text(self.ports.model_dump_json())
