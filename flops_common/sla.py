@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -151,8 +152,6 @@ class ProjectSLA(_Strict):
     def _repo_url_scheme(cls, url: str) -> str:
         if url.startswith("-") or any(c.isspace() for c in url):
             raise ValueError("repo URL must not start with '-' or contain whitespace")
-        import re
-
         if re.match(_SCP_LIKE, url):  # git@host:path is ssh
             return url
         scheme = urlparse(url).scheme
@@ -172,8 +171,13 @@ class ProjectSLA(_Strict):
         return ref
 
     @property
+    def repo_host(self) -> str:
+        """The host ``ml_repo_url`` names ('' for file URLs)."""
+        if re.match(_SCP_LIKE, self.ml_repo_url):
+            return self.ml_repo_url.split("@", 1)[1].split(":", 1)[0]
+        return urlparse(self.ml_repo_url).hostname or ""
+
+    @property
     def repo_scheme(self) -> str:
         """The URL scheme of ``ml_repo_url`` (``ssh`` for scp-like addresses)."""
-        import re
-
         return "ssh" if re.match(_SCP_LIKE, self.ml_repo_url) else urlparse(self.ml_repo_url).scheme

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     local_builder_nodes: int = Field(default=1, ge=0, le=16)
 
     allow_file_repos: bool = Field(default=True, description="Accept file:// repo URLs (one-machine setups)")
+    repo_hosts: list[str] | None = Field(
+        default=None, description="If set, the only hosts repo URLs may name (egress control)"
+    )
     uv_find_links: list[str] = Field(default_factory=list)
 
     admin_token: SecretStr | None = Field(default=None, description="Bearer token of the admin")

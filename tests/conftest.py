@@ -32,7 +32,12 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     instance = EmbeddedSuite(
         home,
         SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={"FLOPS_LOCAL_LEARNER_NODES": "3", "FLOPS_TICK_INTERVAL_S": "0.5"},
+        manager_env={
+            "FLOPS_LOCAL_LEARNER_NODES": "3",
+            "FLOPS_TICK_INTERVAL_S": "0.5",
+            # Fuzzed and broken SLAs must never make the manager reach past this machine.
+            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
+        },
     )
     try:
         instance.up()

@@ -144,6 +144,9 @@ class ProjectEngine:
         """Store a new project and start it; returns at once."""
         if sla.repo_scheme == "file" and not self._settings.allow_file_repos:
             raise SlaRejected("ml_repo_url", "file:// repositories are disabled on this deployment")
+        allowed = self._settings.repo_hosts
+        if allowed is not None and sla.repo_scheme != "file" and sla.repo_host not in allowed:
+            raise SlaRejected("ml_repo_url", f"host {sla.repo_host!r} is not one of the allowed repo hosts {allowed}")
         project = Project(id=uuid.uuid4().hex[:12], customer_id=customer_id, sla=sla)
         project.stages.append(StageRecord(stage=Stage.PROJECT_START, name=Stage.PROJECT_START.label))
         self._store.insert_project(project)
