@@ -154,7 +154,10 @@ class ProjectSLA(_Strict):
             raise ValueError("repo URL must not start with '-' or contain whitespace")
         if re.match(_SCP_LIKE, url):  # git@host:path is ssh
             return url
-        scheme = urlparse(url).scheme
+        parsed = urlparse(url)
+        if parsed.password:
+            raise ValueError("repo URL must not embed a password or token: it would be stored and logged")
+        scheme = parsed.scheme
         if scheme not in ALLOWED_REPO_SCHEMES:
             raise ValueError(
                 f"repo URL scheme {scheme or '(none)'!r} is not one of {', '.join(ALLOWED_REPO_SCHEMES)}"

@@ -12,8 +12,14 @@ from tests.e2e.conftest import example_sla
 
 def test_health_needs_no_token_everything_else_does(suite: EmbeddedSuite) -> None:
     assert httpx.get(f"{suite.api_url}/health").json()["status"] == "ok"
-    for method, path in [("GET", "/api/flops/projects"), ("POST", "/api/flops/projects"), ("GET", "/api/flops/tracking"),
-                         ("POST", "/api/flops/mocks"), ("GET", "/api/flops/nodes"), ("DELETE", "/api/flops/projects/x")]:
+    for method, path in [
+        ("GET", "/api/flops/projects"),
+        ("POST", "/api/flops/projects"),
+        ("GET", "/api/flops/tracking"),
+        ("POST", "/api/flops/mocks"),
+        ("GET", "/api/flops/nodes"),
+        ("DELETE", "/api/flops/projects/x"),
+    ]:
         assert httpx.request(method, f"{suite.api_url}{path}").status_code == 401, path
     bad = httpx.get(f"{suite.api_url}/api/flops/projects", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401
@@ -22,10 +28,16 @@ def test_health_needs_no_token_everything_else_does(suite: EmbeddedSuite) -> Non
 @pytest.mark.parametrize(
     ("change", "loc", "reason"),
     [
-        ({"training_configuration": {"data_tags": ["d"], "min_fit_clients": 3, "min_available_clients": 2}},
-         ["body", "training_configuration"], "min_fit_clients (3) must not exceed min_available_clients (2)"),
-        ({"training_configuration": {"data_tags": ["d"], "training_rounds": 0}},
-         ["body", "training_configuration", "training_rounds"], "greater than or equal to 1"),
+        (
+            {"training_configuration": {"data_tags": ["d"], "min_fit_clients": 3, "min_available_clients": 2}},
+            ["body", "training_configuration"],
+            "min_fit_clients (3) must not exceed min_available_clients (2)",
+        ),
+        (
+            {"training_configuration": {"data_tags": ["d"], "training_rounds": 0}},
+            ["body", "training_configuration", "training_rounds"],
+            "greater than or equal to 1",
+        ),
         ({"ml_model_flavor": "caffe"}, ["body", "ml_model_flavor"], "'sklearn'"),
         ({"ml_repo_url": "http://example.org/r"}, ["body", "ml_repo_url"], "scheme 'http'"),
     ],

@@ -32,7 +32,7 @@ def test_sklearn_project_end_to_end(suite: EmbeddedSuite, admin: FlopsClient, di
     assert [m.step for m in history] == [1, 2, 3]
     assert history[-1].value == pytest.approx(project["final_metrics"]["accuracy"])
     assert len(mlflow.get_metric_history(run_id, "round_time_s")) == 3
-    models = mlflow.search_logged_models(experiment_ids=[project["mlflow"]["experiment_id"]], output_format="list")
+    models = mlflow.search_logged_models(experiment_ids=[project["mlflow"]["experiment_id"]])
     assert any(m.source_run_id == run_id and m.name == "model" for m in models)
 
     # The observer's timeline and the stored events tell the same story, every stage included.
@@ -41,7 +41,13 @@ def test_sklearn_project_end_to_end(suite: EmbeddedSuite, admin: FlopsClient, di
         assert f"stage {stage}" in timeline
     assert "round 3 done" in timeline and "project succeeded" in timeline
     observer_log = (suite.home / "services" / project["id"] / "observer" / "output.log").read_text()
-    for needle in ("stage 1 project start", "stage 3 image build", "stage 5 training", "round 3 done", "project succeeded"):
+    for needle in (
+        "stage 1 project start",
+        "stage 3 image build",
+        "stage 5 training",
+        "round 3 done",
+        "project succeeded",
+    ):
         assert needle in observer_log
     assert_nothing_left(suite, project)
 
@@ -56,7 +62,9 @@ def test_second_run_reuses_the_cached_images(suite: EmbeddedSuite, admin: FlopsC
     assert_nothing_left(suite, project)
 
 
-def test_missing_data_tag_fails_placement_at_stage_4(suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any) -> None:
+def test_missing_data_tag_fails_placement_at_stage_4(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
+) -> None:
     accepted = admin.submit(example_sla(suite, "digits_sklearn", data_tags=["cifar"]))
     project = wait_final(admin, accepted["project_id"])
     assert project["status"] == "failed"

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from flops_manager.orchestrator.base import CAP_LEARNER, Placement, PlacementError, ServiceRole, ServiceSpec, ServiceState
+from flops_manager.orchestrator.base import (
+    CAP_LEARNER,
+    Placement,
+    PlacementError,
+    ServiceHandle,
+    ServiceRole,
+    ServiceSpec,
+    ServiceState,
+)
 from flops_manager.orchestrator.local import LocalOrchestrator, _group_members
 
 
@@ -22,12 +30,18 @@ def orch(tmp_path: Path) -> LocalOrchestrator:
 
 
 def _spec(name: str, code: str, placement: Placement | None = None) -> ServiceSpec:
-    return ServiceSpec(name=name, project_id="p1", role=ServiceRole.LEARNER, command=["python", "-c", code],
-                       env={"GREETING": "hello"}, secret_env={"FLOPS_MQTT_PASSWORD": "s3cret"},
-                       placement=placement or Placement())
+    return ServiceSpec(
+        name=name,
+        project_id="p1",
+        role=ServiceRole.LEARNER,
+        command=["python", "-c", code],
+        env={"GREETING": "hello"},
+        secret_env={"FLOPS_MQTT_PASSWORD": "s3cret"},
+        placement=placement or Placement(),
+    )
 
 
-def _wait_state(orch: LocalOrchestrator, handle, state: ServiceState, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+def _wait_state(orch: LocalOrchestrator, handle: ServiceHandle, state: ServiceState, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while orch.status(handle).state != state and time.monotonic() < deadline:
         time.sleep(0.05)

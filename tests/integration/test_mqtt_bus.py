@@ -40,7 +40,9 @@ def test_events_from_services_reach_the_manager(suite: EmbeddedSuite) -> None:
     bus.start(handle)  # type: ignore[arg-type]
     try:
         with EventPublisher(bus_config) as pub:
-            pub.publish(Event(project_id="bus1", source=Source.LEARNER, kind=EventKind.LEARNER_READY, data={"samples": 5}))
+            pub.publish(
+                Event(project_id="bus1", source=Source.LEARNER, kind=EventKind.LEARNER_READY, data={"samples": 5})
+            )
         assert _wait(lambda: any(e.project_id == "bus1" for e in got))
         assert got[-1].data == {"samples": 5}
     finally:
@@ -55,8 +57,9 @@ def test_events_published_while_the_manager_is_down_arrive_after_it_returns(suit
     first.stop()  # durable session stays on the broker
     with EventPublisher(bus_config) as pub:
         for i in range(20):
-            pub.publish(Event(project_id="bus2", source=Source.AGGREGATOR, kind=EventKind.ROUND_COMPLETED,
-                              data={"round": i}))
+            pub.publish(
+                Event(project_id="bus2", source=Source.AGGREGATOR, kind=EventKind.ROUND_COMPLETED, data={"round": i})
+            )
     got, _, handle = _collector()
     second = MqttBus(bus_config, client_id=client_id)
     second.start(handle)  # type: ignore[arg-type]

@@ -30,8 +30,12 @@ def _project(customer: str) -> Project:
             "training_configuration": {"data_tags": ["digits"]},
         }
     )
-    return Project(id=uuid.uuid4().hex[:12], customer_id=customer, sla=sla,
-                   stages=[StageRecord(stage=Stage.PROJECT_START, name="project start")])
+    return Project(
+        id=uuid.uuid4().hex[:12],
+        customer_id=customer,
+        sla=sla,
+        stages=[StageRecord(stage=Stage.PROJECT_START, name="project start")],
+    )
 
 
 def test_projects_round_trip_and_filter_by_customer(store: ProjectStore) -> None:
@@ -63,6 +67,10 @@ def test_events_are_stored_once_and_in_order(store: ProjectStore) -> None:
 
 def test_tokens_are_found_by_hash_only(store: ProjectStore) -> None:
     store.add_token("h1", "alice", admin=False)
-    assert store.find_token("h1") == {"token_hash": "h1", "customer_id": "alice", "admin": False,
-                                      "created_at": pytest.approx(store.find_token("h1")["created_at"])}  # type: ignore[index]
+    assert store.find_token("h1") == {
+        "token_hash": "h1",
+        "customer_id": "alice",
+        "admin": False,
+        "created_at": pytest.approx(store.find_token("h1")["created_at"]),
+    }  # type: ignore[index]
     assert store.find_token("other") is None

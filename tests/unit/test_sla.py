@@ -83,7 +83,9 @@ def test_repo_url_scheme(url: str) -> None:
     assert "scheme" in msg or "must not start with '-'" in msg
 
 
-@pytest.mark.parametrize("url", ["https://h/r.git", "ssh://git@h/r", "git@h:org/r.git", "git://127.0.0.1/r", "file:///x"])
+@pytest.mark.parametrize(
+    "url", ["https://h/r.git", "ssh://git@h/r", "git@h:org/r.git", "git://127.0.0.1/r", "file:///x"]
+)
 def test_repo_url_accepted(url: str) -> None:
     ProjectSLA.model_validate(_sla(ml_repo_url=url))
 

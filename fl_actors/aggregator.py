@@ -1,0 +1,173 @@
+"""The aggregator actor (``python -m fl_actors.aggregator``): SuperLink + one Flower run.
+
+Reads its :class:`~flops_common.jobs.AggregatorJob` from ``FLOPS_JOB``, starts a private SuperLink
+on ``job.superlink_port``, submits the project's Flower app with ``flwr run``, follows the run
+(``flwr log --stream`` and ``flwr list``) and reports TRAINING_STARTED / TRAINING_FAILED. The
+ServerApp itself reports rounds and TRAINING_SUCCEEDED. Exit code 0 on success, 1 on failure,
+143 when stopped by SIGTERM; the SuperLink and everything it spawned are always stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fl_actors import env, processes, run_config, signals
+from fl_actors.diagnostics import error_summary, strip_ansi
+from fl_actors.flower_cli import FlowerCli, FlowerCliError, RunStatus, write_connection
+from fl_actors.reporting import EventReporter
+from fl_actors.superlink import SuperLinkError, start_superlink
+from flops_common.events import EventKind, Source
+from flops_common.jobs import AggregatorJob, load_job
+from flops_common.stages import Stage
+
+log = logging.getLogger("fl_actors.aggregator")
+
+STATUS_POLL_S = 30.0  # flwr list is a heavy command: the log stream tells when the run ends
+MARGIN_S = 120.0
+
+
+def connect_timeout_s(job: AggregatorJob) -> float:
+    """How long the ServerApp waits for ``min_available_clients`` learners to connect."""
+    return max(120.0, job.round_timeout_s)
+
+
+def overall_timeout_s(job: AggregatorJob) -> float:
+    """Upper bound of a whole run: learners connecting, each round's train and evaluate, a margin."""
+    return connect_timeout_s(job) + (job.rounds + 1) * 2 * job.round_timeout_s + MARGIN_S
+
+
+def actor_env(job: AggregatorJob, flwr_home: Path) -> dict[str, str]:
+    """The environment of the SuperLink and, through it, of the ServerApp."""
+    child = dict(os.environ)
+    child.update(env.flower_env(str(flwr_home)))
+    child.update(env.bus_to_env(job.bus))
+    child[env.MLFLOW_TRACKING_URI] = job.mlflow_tracking_uri
+    child[env.MLFLOW_EXPERIMENT_NAME] = job.mlflow_experiment
+    child.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    child.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    return child
+
+
+def failure_cause(run_id: int, status: RunStatus, log_text: str) -> str:
+    """A user-readable reason why a Flower run failed."""
+    cause = status.details.strip() or error_summary(log_text) or "Flower reported no details"
+    return f"Flower run {run_id} ended as {status.status}: {cause}"
+
+
+def follow_run(
+    cli: FlowerCli,
+    run_id: int,
+    timeout_s: float,
+    superlink: subprocess.Popen[bytes],
+    log_path: Path,
+) -> RunStatus:
+    """Wait until the run finishes; raise ``TimeoutError``/``RuntimeError`` if it cannot."""
+    deadline = time.monotonic() + timeout_s
+    next_status = time.monotonic() + STATUS_POLL_S
+    with log_path.open("ab") as log_file:
+        stream = cli.stream_log(run_id, log_file)
+        try:
+            while True:
+                if superlink.poll() is not None:
+                    raise RuntimeError(f"the SuperLink exited (code {superlink.returncode}) during the run")
+                stream_ended = stream.poll() is not None
+                if stream_ended or time.monotonic() >= next_status:
+                    status = cli.status(run_id)
+                    if status.finished:
+                        return status
+                    if stream_ended:  # stream broke off early: poll status more often
+                        stream = cli.stream_log(run_id, log_file)
+                    next_status = time.monotonic() + STATUS_POLL_S
+                if time.monotonic() >= deadline:
+                    cli.stop(run_id)
+                    raise TimeoutError(
+                        f"training did not finish within {timeout_s:.0f} s "
+                        f"(learners connecting + rounds x round_timeout_s + margin); the run was stopped"
+                    )
+                time.sleep(1.0)
+        finally:
+            if stream.poll() is None:
+                processes.stop_tree(stream, grace_s=2)
+
+
+def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
+    """Start the SuperLink, run the app, report; return the exit code."""
+    flwr_home = workdir / "flwr-home"
+    child_env = actor_env(job, flwr_home)
+    write_connection(flwr_home, f"127.0.0.1:{job.superlink_port}")
+    cli = FlowerCli(child_env, workdir)
+    superlink: subprocess.Popen[bytes] | None = None
+    superlink_log: processes.LogTail | None = None
+    run_id: int | None = None
+    try:
+        superlink, superlink_log = start_superlink(job.superlink_port, child_env, workdir)
+        overrides = workdir / "run-config.toml"
+        values = run_config.overrides_for_job(job, connect_timeout_s(job))
+        values.update(json.loads(os.environ.get(env.RUN_CONFIG_OVERRIDES) or "{}"))
+        overrides.write_text(run_config.to_toml(values), encoding="utf-8")
+        run_id = cli.run(Path(job.app_dir), overrides)
+        reporter.publish(EventKind.TRAINING_STARTED, f"Flower run {run_id} submitted", {"run_id": str(run_id)})
+        status = follow_run(cli, run_id, overall_timeout_s(job), superlink, workdir / f"run-{run_id}.log")
+        if status.succeeded:
+            log.info("Flower run %s completed in %.1f s", run_id, status.elapsed_s)
+            return 0
+        log_text = strip_ansi((workdir / f"run-{run_id}.log").read_text(errors="replace"))
+        cause = failure_cause(run_id, status, log_text)
+        reporter.publish(
+            EventKind.TRAINING_FAILED,
+            cause,
+            {"run_id": str(run_id), "status": status.status, "log_tail": log_text[-4000:]},
+        )
+        return 1
+    except signals.Terminated:
+        if run_id is not None:
+            cli.stop(run_id)
+        raise
+    except (FlowerCliError, TimeoutError, RuntimeError, OSError) as exc:
+        reporter.publish(
+            EventKind.TRAINING_FAILED,
+            str(exc),
+            {
+                "run_id": str(run_id) if run_id else None,
+                "superlink_log": exc.output
+                if isinstance(exc, SuperLinkError)
+                else (superlink_log.text() if superlink_log else ""),
+            },
+        )
+        return 1
+    finally:
+        if superlink is not None:
+            processes.stop_tree(superlink)
+
+
+def main() -> int:
+    """Entry point: run the job from ``FLOPS_JOB``; always stop every child before returning."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signals.install()
+    processes.become_subreaper()
+    job = load_job(AggregatorJob)
+    workdir = Path.cwd() / f"flops-aggregator-{job.project_id}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    reporter = EventReporter(job.project_id, Source.AGGREGATOR, Stage.TRAINING, job.bus)
+    try:
+        return run(job, workdir, reporter)
+    except signals.Terminated as stop:
+        log.warning("aggregator %s", stop)
+        return signals.EXIT_TERMINATED
+    except Exception as exc:  # anything unexpected: report it, a user must see why
+        log.exception("aggregator failed")
+        reporter.publish(EventKind.TRAINING_FAILED, f"aggregator failed: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        processes.stop_descendants_of_self()
+        reporter.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The learner actor (``python -m fl_actors.learner``): local data first, then a Flower SuperNode.
+
+Reads its :class:`~flops_common.jobs.LearnerJob` from ``FLOPS_JOB``, loads this node's data with the
+repo's ``DataManager`` (``FLOPS_DATA_DIR`` = ``job.data_dir``) *before* connecting, reports
+LEARNER_READY (``data.samples``) or LEARNER_FAILED with the cause, then runs
+``flower-supernode`` until it ends or this process is stopped. SIGTERM stops the SuperNode and
+every ClientApp process it started. Learners carry no MLflow.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+from fl_actors import env, ml_repo, processes, signals
+from fl_actors.diagnostics import error_summary
+from fl_actors.flower_cli import executable
+from fl_actors.reporting import EventReporter
+from flops_common.events import EventKind, Source
+from flops_common.jobs import LearnerJob, load_job
+from flops_common.stages import Stage
+
+log = logging.getLogger("fl_actors.learner")
+
+
+def load_data(job: LearnerJob) -> dict[str, int]:
+    """Load the node's data through the repo's contract; return the sample counts."""
+    os.environ[env.DATA_DIR] = job.data_dir
+    ml_repo.add_to_path(job.app_dir)
+    train, test = ml_repo.load_local_data()
+    counts = {"samples": ml_repo.count_samples(train), "test_samples": ml_repo.count_samples(test)}
+    del train, test
+    gc.collect()
+    if counts["samples"] <= 0:
+        raise ValueError(f"the data in {job.data_dir} holds no training samples")
+    return counts
+
+
+def supernode_argv(job: LearnerJob) -> list[str]:
+    """The SuperNode command line: insecure link, own Runtime API port, no run-time installs."""
+    return [
+        executable("flower-supernode"),
+        "--insecure",
+        "--superlink",
+        job.superlink_address,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(job.supernode_port),
+        "--node-config",
+        f"learner-index={job.learner_index}",
+    ]
+
+
+def supernode_env(job: LearnerJob, flwr_home: Path) -> dict[str, str]:
+    """The SuperNode's (and its ClientApps') environment."""
+    child = dict(os.environ)
+    child.update(env.flower_env(str(flwr_home)))
+    child[env.DATA_DIR] = job.data_dir
+    return child
+
+
+def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
+    """Load data, report, run the SuperNode until it ends; return the exit code."""
+    try:
+        counts = load_data(job)
+    except Exception as exc:
+        cause = f"learner {job.learner_index} could not load its data from {job.data_dir}: {type(exc).__name__}: {exc}"
+        log.error("%s\n%s", cause, traceback.format_exc())
+        reporter.publish(EventKind.LEARNER_FAILED, cause, {"learner_index": job.learner_index})
+        return 1
+    reporter.publish(
+        EventKind.LEARNER_READY,
+        f"learner {job.learner_index} loaded {counts['samples']} training samples",
+        {"learner_index": job.learner_index, **counts},
+    )
+    supernode: subprocess.Popen[bytes] | None = None
+    try:
+        supernode, tail = processes.spawn_logged(
+            supernode_argv(job), supernode_env(job, workdir / "flwr-home"), workdir, prefix="[supernode] "
+        )
+        code = supernode.wait()
+        tail.join()
+        if code != 0:
+            cause = (
+                f"learner {job.learner_index}: the Flower SuperNode exited with code {code}: "
+                f"{error_summary(tail.text())}"
+            )
+            reporter.publish(
+                EventKind.LEARNER_FAILED, cause, {"learner_index": job.learner_index, "log_tail": tail.text()}
+            )
+            return 1
+        return 0
+    finally:
+        if supernode is not None:
+            processes.stop_tree(supernode)
+
+
+def main() -> int:
+    """Entry point: run the job from ``FLOPS_JOB``; always stop every child before returning."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signals.install()
+    processes.become_subreaper()
+    job = load_job(LearnerJob)
+    workdir = Path.cwd() / f"flops-learner-{job.project_id}-{job.learner_index}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    reporter = EventReporter(job.project_id, Source.LEARNER, Stage.ACTOR_DEPLOYMENT, job.bus)
+    try:
+        return run(job, workdir, reporter)
+    except signals.Terminated as stop:
+        log.info("learner %s", stop)
+        return signals.EXIT_TERMINATED
+    finally:
+        processes.stop_descendants_of_self()
+        reporter.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

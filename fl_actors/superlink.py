@@ -1,0 +1,73 @@
+"""Starting a Flower SuperLink for one project and waiting until it serves.
+
+Flower 1.41's SuperLink serves its Fleet, Control and Runtime APIs on one HTTP port
+(``--port``), so one port per project is all it needs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from fl_actors import flower_cli, processes
+from fl_actors.diagnostics import error_summary
+
+
+class SuperLinkError(RuntimeError):
+    """The SuperLink did not start; ``output`` holds its last lines."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+def superlink_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line of a SuperLink that never installs app dependencies at run time."""
+    return [
+        flower_cli.executable("flower-superlink"),
+        "--insecure",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--disable-runtime-dependency-installation",
+    ]
+
+
+def is_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether an HTTP server answers on ``host:port`` (any HTTP status counts)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/", timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_superlink(
+    port: int, env: Mapping[str, str], cwd: Path, timeout_s: float = 90.0, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], processes.LogTail]:
+    """Start ``flower-superlink`` and return once it answers HTTP; raise ``SuperLinkError`` if not."""
+    if is_serving(host, port):
+        raise SuperLinkError(f"port {port} on {host} is already in use: cannot start the SuperLink")
+    proc, tail = processes.spawn_logged(superlink_argv(port, host), env, cwd, prefix="[superlink] ")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail.join()
+            raise SuperLinkError(
+                f"the SuperLink exited with code {proc.returncode}: {error_summary(tail.text())}", tail.text()
+            )
+        if is_serving(host, port):
+            return proc, tail
+        time.sleep(0.25)
+    processes.stop_tree(proc)
+    raise SuperLinkError(
+        f"the SuperLink did not answer on {host}:{port} within {timeout_s:.0f} s: {error_summary(tail.text())}",
+        tail.text(),
+    )

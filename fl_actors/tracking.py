@@ -1,0 +1,122 @@
+"""MLflow logging of a training run (aggregator side only: learners carry no MLflow).
+
+``mlflow`` is imported lazily, when a tracker starts, so that importing this module costs nothing.
+Where to log comes from MLflow's own variables, set by the aggregator:
+``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_NAME`` (credentials: ``MLFLOW_TRACKING_USERNAME``/
+``MLFLOW_TRACKING_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from fl_actors import env
+from fl_actors.rounds import RoundReport
+from flops_common.sla import ModelFlavor
+
+MODEL_NAME = "model"
+DEFAULT_EXPERIMENT = "flops"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Where a training run lives in MLflow."""
+
+    experiment_id: str
+    run_id: str
+    run_url: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The fields of the TRAINING_SUCCEEDED event's ``data.mlflow``."""
+        return {"experiment_id": self.experiment_id, "run_id": self.run_id, "run_url": self.run_url}
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI address of a run (empty when tracking is not over HTTP)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return ""
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def sklearn_serialization() -> str:
+    """``skops`` (safe to load) when the aggregator has it, else ``cloudpickle``."""
+    import importlib.util
+
+    return "skops" if importlib.util.find_spec("skops") is not None else "cloudpickle"
+
+
+class MlflowTracker:
+    """One MLflow run: params, per-round metrics, the final model."""
+
+    def __init__(self, run_name: str, tags: dict[str, str]) -> None:
+        import mlflow
+
+        self._mlflow = mlflow
+        tracking_uri = os.environ.get(env.MLFLOW_TRACKING_URI, "")
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
+        experiment = mlflow.set_experiment(os.environ.get(env.MLFLOW_EXPERIMENT_NAME) or DEFAULT_EXPERIMENT)
+        run = mlflow.start_run(experiment_id=experiment.experiment_id, run_name=run_name, tags=tags)
+        self.info = RunInfo(
+            experiment_id=str(experiment.experiment_id),
+            run_id=run.info.run_id,
+            run_url=run_url(mlflow.get_tracking_uri(), str(experiment.experiment_id), run.info.run_id),
+        )
+
+    @staticmethod
+    def check_flavor(flavor: ModelFlavor) -> None:
+        """Import MLflow's module of the flavor now, so a missing package fails before training."""
+        import importlib
+
+        try:
+            importlib.import_module(f"mlflow.{flavor.value}")
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the aggregator environment cannot log {flavor.value} models to MLflow: {exc} "
+                f"(mlflow.{flavor.value} needs it; add it to the aggregator image)"
+            ) from exc
+
+    def log_params(self, params: dict[str, str]) -> None:
+        """Log the training configuration."""
+        self._mlflow.log_params(params)
+
+    def log_round(self, report: RoundReport) -> None:
+        """Log one round's metrics with the round number as step."""
+        self._mlflow.log_metrics(dict(report.metrics), step=report.server_round)
+
+    def log_model(
+        self, model: Any, flavor: ModelFlavor, pip_requirements: list[str] | None, input_example: Any = None
+    ) -> None:
+        """Log the trained model in its flavor under the name ``model``.
+
+        PyTorch models are exported as ``pt2`` when the repo gives an input example
+        (``ModelManager.get_input_example()``, optional), else pickled.
+        """
+        if flavor == ModelFlavor.SKLEARN:
+            import mlflow.sklearn
+
+            serialization = sklearn_serialization()
+            self._mlflow.set_tag("flops.model_serialization", serialization)
+            mlflow.sklearn.log_model(
+                model, name=MODEL_NAME, pip_requirements=pip_requirements, serialization_format=serialization
+            )
+        elif flavor == ModelFlavor.PYTORCH:
+            import mlflow.pytorch
+
+            serialization = "pt2" if input_example is not None else "pickle"
+            self._mlflow.set_tag("flops.model_serialization", serialization)
+            mlflow.pytorch.log_model(
+                model,
+                name=MODEL_NAME,
+                pip_requirements=pip_requirements,
+                serialization_format=serialization,
+                input_example=input_example,
+            )
+        else:  # pragma: no cover - the enum has no other members
+            raise ValueError(f"cannot log a model of flavor {flavor}")
+
+    def end(self, succeeded: bool) -> None:
+        """Close the run as FINISHED or FAILED."""
+        self._mlflow.end_run(status="FINISHED" if succeeded else "FAILED")

@@ -1,0 +1,79 @@
+"""What every actor runtime holds besides the repo's dependencies, and the FLOps code it carries."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import shutil
+from pathlib import Path
+
+FLWR_REQUIREMENT = "flwr==1.41.0"
+# The MLflow client matches the tracking server of the suite (mlflow in /work/main/uv.lock).
+MLFLOW_VERSION = "3.17.2"
+LEARNER_REQUIREMENTS = (FLWR_REQUIREMENT, "numpy", "paho-mqtt>=2.1", "pydantic>=2.7")
+AGGREGATOR_REQUIREMENTS = (*LEARNER_REQUIREMENTS, f"mlflow-skinny=={MLFLOW_VERSION}")
+# What mlflow-skinny's flavors import but do not require: mlflow.sklearn/mlflow.pytorch import pandas,
+# and mlflow.sklearn saves models with skops by default.
+AGGREGATOR_FLAVOR_REQUIREMENTS = {"sklearn": ("pandas", "skops"), "pytorch": ("pandas",)}
+# Learners never carry MLflow (privacy): these are dropped from the repo's own dependencies.
+MLFLOW_DISTRIBUTIONS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing"})
+# FLOps packages copied into each runtime's site-packages, so it does not depend on this checkout.
+RUNTIME_PACKAGES = ("fl_actors", "flops_common")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+# Imported once when a runtime is built, so its bytecode is there: a SuperNode starts a process per
+# message, and without bytecode (e.g. PYTHONDONTWRITEBYTECODE=1) each one compiles Flower again.
+# The repo's own imports (e.g. scikit-learn) are compiled by the import check, which imports the repo.
+LEARNER_WARM_MODULES = ("numpy", "flwr.app", "flwr.clientapp", "flwr.supernode", "fl_actors.client_app")
+AGGREGATOR_WARM_MODULES = (
+    "numpy",
+    "flwr.app",
+    "flwr.serverapp",
+    "flwr.serverapp.strategy",
+    "flwr.superlink",
+    "fl_actors.server_app",
+)
+
+
+def learner_requirements(flavor: str) -> tuple[str, ...]:
+    """What a learner runtime installs besides the repo's dependencies (never MLflow)."""
+    return LEARNER_REQUIREMENTS
+
+
+def aggregator_requirements(flavor: str) -> tuple[str, ...]:
+    """What an aggregator runtime installs besides the repo's dependencies: the learner's plus MLflow."""
+    return (*AGGREGATOR_REQUIREMENTS, *AGGREGATOR_FLAVOR_REQUIREMENTS.get(flavor, ()))
+
+
+def warm_modules(aggregator: bool) -> tuple[str, ...]:
+    """Modules whose bytecode a runtime should hold (those that fail to import are skipped)."""
+    return AGGREGATOR_WARM_MODULES if aggregator else LEARNER_WARM_MODULES
+
+
+def package_dir(name: str) -> Path:
+    """The source directory of an importable FLOps package."""
+    module = importlib.import_module(name)
+    if module.__file__ is None:
+        raise RuntimeError(f"package {name} has no __init__.py")
+    return Path(module.__file__).resolve().parent
+
+
+def _source_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+
+
+def runtime_source_hash() -> str:
+    """sha256 over the files of the FLOps packages every runtime carries."""
+    digest = hashlib.sha256()
+    for name in RUNTIME_PACKAGES:
+        root = package_dir(name)
+        for path in _source_files(root):
+            digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def copy_runtime_packages(site_packages: Path) -> None:
+    """Copy the FLOps packages into a runtime's ``site-packages``."""
+    for name in RUNTIME_PACKAGES:
+        shutil.copytree(package_dir(name), site_packages / name, ignore=_IGNORED, dirs_exist_ok=True)
