@@ -9,12 +9,14 @@ nor loses them, and undeploy ends the whole process group.
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from flops_manager.orchestrator.base import (
@@ -29,6 +31,7 @@ from flops_manager.orchestrator.base import (
 )
 
 _WRAPPER = '"$@"; echo $? > "$FLOPS_EXIT_FILE"'
+MARKER_ENV = "FLOPS_SERVICE_MARKER"
 _INHERIT_BLOCKLIST = ("FLOPS_", "MLFLOW_", "AWS_SECRET", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -44,18 +47,32 @@ def _start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
+def service_processes(marker: str) -> list[int]:
+    """PIDs of live processes carrying ``FLOPS_SERVICE_MARKER=marker`` in their environment.
+
+    Every process a service starts inherits the marker, even one that leaves the process group
+    (Flower starts its SuperLink in a new session) or is re-parented after its parent died.
+    """
+    needle = f"{MARKER_ENV}={marker}".encode()
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 class LocalOrchestrator(Orchestrator):
@@ -107,6 +124,8 @@ class LocalOrchestrator(Orchestrator):
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env |= spec.env | spec.secret_env
         env["FLOPS_EXIT_FILE"] = str(exit_file)
+        marker = uuid.uuid4().hex
+        env[MARKER_ENV] = marker
         env["FLOPS_NODE"] = node.name
         with open(service_dir / "output.log", "ab") as log:
             proc = subprocess.Popen(
@@ -125,7 +144,7 @@ class LocalOrchestrator(Orchestrator):
             name=spec.name,
             role=spec.role,
             node=node.name,
-            info={"pid": proc.pid, "start_time": _start_time(proc.pid), "dir": str(service_dir)},
+            info={"pid": proc.pid, "start_time": _start_time(proc.pid), "dir": str(service_dir), "marker": marker},
         )
         (service_dir / "service.json").write_text(handle.model_dump_json())
         return handle
@@ -162,27 +181,27 @@ class LocalOrchestrator(Orchestrator):
         return text
 
     def undeploy(self, handle: ServiceHandle) -> None:
-        """SIGTERM the process group, SIGKILL what is left after a grace period."""
+        """SIGTERM every process of the service, SIGKILL what is left after a grace period."""
         pid = int(handle.info["pid"])
+        marker = str(handle.info["marker"])
         if self._alive(handle):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
+        _signal_all(service_processes(marker), signal.SIGTERM)
         deadline = time.monotonic() + 8.0
-        while _group_members(pid) and time.monotonic() < deadline:
+        while service_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
             child = self._children.get(pid)
             if child is not None:
                 child.poll()
-        if _group_members(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        _signal_all(service_processes(marker), signal.SIGKILL)
         child = self._children.pop(pid, None)
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
-        marker = Path(handle.info["dir"]) / "undeployed"
-        if marker.parent.exists():
-            marker.touch()
+        marker_file = Path(handle.info["dir"]) / "undeployed"
+        if marker_file.parent.exists():
+            marker_file.touch()
 
     def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
         """Services not yet undeployed, read from their working dirs."""

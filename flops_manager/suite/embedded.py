@@ -196,7 +196,7 @@ class EmbeddedSuite:
             "git": lambda: port_open(self.ports.git),
             "mlflow": lambda: self._http_ok(f"{self.mlflow_url}/health"),
         }[name]
-        self._processes()[name].start(ready, 120)
+        self._processes()[name].start(ready, 300)
 
     def down(self) -> None:
         """Stop the manager first (projects' services keep their own groups), then the rest."""

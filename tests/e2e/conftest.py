@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.orchestrator.local import LocalOrchestrator, _group_members
+from flops_manager.orchestrator.local import LocalOrchestrator, service_processes
 from flops_manager.suite.embedded import EmbeddedSuite
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "slas"
@@ -60,5 +60,5 @@ def assert_nothing_left(suite: EmbeddedSuite, project: dict[str, Any]) -> None:
         time.sleep(0.3)
     assert orch.list_services(project["id"]) == []
     for service_json in (suite.home / "services" / project["id"]).glob("*/service.json"):
-        pid = json.loads(service_json.read_text())["info"]["pid"]
-        assert _group_members(pid) == [], f"{service_json.parent.name} left processes behind"
+        marker = json.loads(service_json.read_text())["info"]["marker"]
+        assert service_processes(marker) == [], f"{service_json.parent.name} left processes behind"

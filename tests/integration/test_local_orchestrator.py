@@ -18,7 +18,7 @@ from flops_manager.orchestrator.base import (
     ServiceSpec,
     ServiceState,
 )
-from flops_manager.orchestrator.local import LocalOrchestrator, _group_members
+from flops_manager.orchestrator.local import LocalOrchestrator, service_processes
 
 
 @pytest.fixture
@@ -76,20 +76,22 @@ def test_one_shot_service_exit_code_logs_and_env(orch: LocalOrchestrator) -> Non
     assert "s3cret" not in " ".join(Path(f"/proc/{os.getpid()}/cmdline").read_text().split("\0"))
 
 
-def test_undeploy_ends_the_whole_process_group(orch: LocalOrchestrator) -> None:
+def test_undeploy_ends_every_process_even_those_that_left_the_group(orch: LocalOrchestrator) -> None:
+    # Flower starts its SuperLink in a new session: undeploy must still find and end it.
     code = (
-        "import subprocess,sys,time; subprocess.Popen([sys.executable,'-c','import time; time.sleep(600)']);"
+        "import subprocess,sys,time; sleeper=[sys.executable,'-c','import time; time.sleep(600)'];"
+        "subprocess.Popen(sleeper); subprocess.Popen(sleeper, start_new_session=True);"
         "print('up', flush=True); time.sleep(600)"
     )
     handle = orch.deploy(_spec("tree", code))
     deadline = time.monotonic() + 10
     while "up" not in orch.logs(handle) and time.monotonic() < deadline:
         time.sleep(0.05)
-    pgid = int(handle.info["pid"])
-    assert len(_group_members(pgid)) >= 3  # sh wrapper, service, grandchild
+    marker = handle.info["marker"]
+    assert len(service_processes(marker)) >= 4  # sh wrapper, service, two grandchildren
     assert [h.name for h in orch.list_services("p1")] == ["tree"]
     orch.undeploy(handle)
-    assert _group_members(pgid) == []
+    assert service_processes(marker) == []
     assert orch.status(handle).state == ServiceState.EXITED
     assert orch.list_services("p1") == []
     orch.undeploy(handle)  # idempotent
@@ -100,4 +102,4 @@ def test_a_new_orchestrator_instance_finds_running_services(orch: LocalOrchestra
     restarted = LocalOrchestrator(tmp_path / "nodes", tmp_path / "services", learner_nodes=2, builder_nodes=1)
     assert restarted.status(handle).state == ServiceState.RUNNING
     restarted.undeploy(handle)
-    assert _group_members(int(handle.info["pid"])) == []
+    assert service_processes(handle.info["marker"]) == []
