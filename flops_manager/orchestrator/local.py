@@ -9,7 +9,6 @@ nor loses them, and undeploy ends the whole process group.
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import json
 import os
 import signal
