@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
 
 from flops_manager.cli.client import FlopsClient
+from flops_manager.orchestrator.local import service_processes
 from flops_manager.suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
 
@@ -51,4 +55,76 @@ def test_broker_restarted_mid_training_loses_no_transition(
     assert [s["stage"] for s in project["stages"]][-1] == 5
     rounds = sorted(e["data"]["round"] for e in admin.events(project["id"]) if e["kind"] == "round_completed")
     assert rounds == [1, 2, 3, 4]
+    assert_nothing_left(suite, project)
+
+
+@pytest.fixture(scope="module")
+def digits_on_three(admin: FlopsClient) -> dict[str, Any]:
+    """Digits over all three learner nodes under tag ``digits3``."""
+    return admin.mock_data("digits3", "digits", nodes=["learner-0", "learner-1", "learner-2"])
+
+
+def _kill_learner(suite: EmbeddedSuite, project_id: str, name: str) -> None:
+    """SIGKILL every process of one learner, as if its node died."""
+    service = json.loads((suite.home / "services" / project_id / name / "service.json").read_text())
+    for pid in service_processes(service["info"]["marker"]):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_round(client: FlopsClient, project_id: str, round_no: int, timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    project = client.project(project_id)
+    while project["rounds_completed"] < round_no and project["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        project = client.project(project_id)
+    return project
+
+
+def test_learner_killed_with_k_of_n_participation_completes(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
+) -> None:
+    sla = example_sla(
+        suite,
+        "digits_sklearn",
+        data_tags=["digits3"],
+        learners=3,
+        min_available_clients=2,
+        min_fit_clients=2,
+        min_evaluate_clients=2,
+        training_rounds=3,
+        round_timeout_s=30,
+    )
+    project = _wait_round(admin, admin.submit(sla)["project_id"], 1)
+    assert project["status"] == "running", project.get("cause")
+    _kill_learner(suite, project["id"], "learner-2")
+    project = wait_final(admin, project["id"])
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["rounds_completed"] == 3
+    assert "learner-2 on learner-2 exited" in admin.timeline(project["id"])
+    assert_nothing_left(suite, project)
+
+
+def test_too_few_learners_left_fails_with_that_cause(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
+) -> None:
+    sla = example_sla(
+        suite,
+        "digits_sklearn",
+        data_tags=["digits3"],
+        learners=3,
+        min_available_clients=3,
+        min_fit_clients=3,
+        min_evaluate_clients=3,
+        training_rounds=5,
+        round_timeout_s=30,
+    )
+    project = _wait_round(admin, admin.submit(sla)["project_id"], 1)
+    assert project["status"] == "running", project.get("cause")
+    killed_at = time.monotonic()
+    _kill_learner(suite, project["id"], "learner-1")
+    project = wait_final(admin, project["id"], timeout_s=120)
+    assert time.monotonic() - killed_at < 30 + 15  # within the round timeout (plus the exit grace)
+    assert (project["status"], project["failed_stage"]) == ("failed", 5)
+    assert "learner-1" in project["cause"] and "3 needed" in project["cause"]
     assert_nothing_left(suite, project)

@@ -91,3 +91,14 @@ def test_cancel_mid_training_undeploys_everything(suite: EmbeddedSuite, admin: F
     assert project["stages"][-1]["status"] == "cancelled"
     assert_nothing_left(suite, project)
     assert "project cancelled" in admin.timeline(project["id"])
+
+
+def test_pytorch_project_end_to_end(suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any) -> None:
+    accepted = admin.submit(example_sla(suite, "digits_pytorch", training_rounds=2))
+    project = wait_final(admin, accepted["project_id"], timeout_s=600)
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["final_metrics"]["accuracy"] >= 0.8
+    mlflow = MlflowClient(suite.mlflow_url)
+    models = mlflow.search_logged_models(experiment_ids=[project["mlflow"]["experiment_id"]])
+    assert any(m.source_run_id == project["mlflow"]["run_id"] for m in models)
+    assert_nothing_left(suite, project)

@@ -66,3 +66,19 @@ def test_count_samples(split: object, expected: int) -> None:
 def test_fit_results_may_carry_a_train_loss() -> None:
     assert ml_repo.parse_fit_result(10) == (10, None)
     assert ml_repo.parse_fit_result((10, 0.5)) == (10, 0.5)
+
+
+def test_supernode_gets_data_dir_and_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fl_actors.learner import supernode_argv, supernode_env
+
+    monkeypatch.setenv("FLOPS_MQTT_PASSWORD", "s3cret")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+    job = _job(tmp_path)
+    child = supernode_env(job, tmp_path / "home")
+    assert child["FLOPS_DATA_DIR"] == str(tmp_path)
+    assert child["FLWR_HOME"] == str(tmp_path / "home")
+    assert "FLOPS_MQTT_PASSWORD" not in child and "MLFLOW_TRACKING_PASSWORD" not in child
+    argv = supernode_argv(job)
+    assert argv[argv.index("--port") + 1] == str(job.supernode_port)
+    assert argv[argv.index("--superlink") + 1] == job.superlink_address
+    assert "s3cret" not in " ".join(argv)
