@@ -129,7 +129,7 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
         if run_id is not None:
             cli.stop(run_id)
         raise
-    except (FlowerCliError, TimeoutError, RuntimeError, OSError) as exc:
+    except (FlowerCliError, TimeoutError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
         reporter.publish(
             EventKind.TRAINING_FAILED,
             str(exc),

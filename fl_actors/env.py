@@ -25,7 +25,8 @@ SUPEREXEC_POLL = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"  # Flower: SuperExec task p
 TELEMETRY = "FLWR_TELEMETRY_ENABLED"  # Flower: anonymous telemetry (disabled by the actors)
 UPDATE_CHECK = "FLWR_DISABLE_UPDATE_CHECK"  # Flower: online update check (disabled by the actors)
 
-DEFAULT_SUPEREXEC_POLL_S = "0.1"
+DEFAULT_SUPEREXEC_POLL_S = "0.5"
+SECRETS = frozenset({"FLOPS_MQTT_PASSWORD", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"})
 
 
 def bus_to_env(bus: BusConfig) -> dict[str, str]:

@@ -58,8 +58,9 @@ def supernode_argv(job: LearnerJob) -> list[str]:
 
 
 def supernode_env(job: LearnerJob, flwr_home: Path) -> dict[str, str]:
-    """The SuperNode's (and its ClientApps') environment."""
-    child = dict(os.environ)
+    """The SuperNode's (and its ClientApps') environment, without the actor's secrets: user code
+    runs in the ClientApp processes and needs neither the broker nor MLflow."""
+    child = {key: value for key, value in os.environ.items() if key not in env.SECRETS}
     child.update(env.flower_env(str(flwr_home)))
     child[env.DATA_DIR] = job.data_dir
     return child

@@ -50,7 +50,7 @@ class LoopSettings:
     round_timeout_s: float
     evaluate: bool = True
     eval_in_train: bool = True
-    poll_interval_s: float = 0.1
+    poll_interval_s: float = 0.5
 
 
 @dataclass

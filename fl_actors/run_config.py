@@ -38,7 +38,7 @@ DEFAULTS: dict[str, str | int | float | bool] = {
     FLAVOR: ModelFlavor.SKLEARN.value,
     PROJECT_ID: "",
     EVAL_IN_TRAIN: True,
-    POLL_INTERVAL: 0.1,
+    POLL_INTERVAL: 0.5,
     CONNECT_TIMEOUT: 300.0,
 }
 
@@ -57,7 +57,7 @@ class RunSettings:
     flavor: ModelFlavor = ModelFlavor.SKLEARN
     project_id: str = ""
     eval_in_train: bool = True
-    poll_interval_s: float = 0.1
+    poll_interval_s: float = 0.5
     connect_timeout_s: float = 300.0
 
     @classmethod

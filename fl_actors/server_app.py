@@ -96,9 +96,7 @@ def main(grid: Grid, context: Context) -> None:
         )
         manager = ml_repo.new_model_manager()
         manager.set_model_parameters(result.arrays.to_numpy_ndarrays())
-        tracker.log_model(
-            manager.get_model(), settings.flavor, model_requirements(), ml_repo.input_example(manager)
-        )
+        tracker.log_model(manager.get_model(), settings.flavor, model_requirements(), ml_repo.input_example(manager))
         tracker.end(succeeded=True)
         succeeded = True
         metrics = final_metrics(result.final_metrics)
