@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 _EXIT_GRACE_S = 5.0
 _OBSERVER_GRACE_S = 3.0
 _LOG_TAIL = 15
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class ProjectNotActive(RuntimeError):
@@ -454,5 +456,6 @@ class ProjectEngine:
             return
 
     def _tail(self, handle: ServiceHandle) -> str:
-        lines = [ln for ln in self._orch.logs(handle, tail=_LOG_TAIL).splitlines() if ln.strip()]
+        text = _ANSI.sub("", self._orch.logs(handle, tail=_LOG_TAIL))
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         return redact_url(" | ".join(lines[-3:])) or "no output"

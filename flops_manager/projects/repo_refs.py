@@ -42,7 +42,9 @@ def resolve_commit(repo_url: str, ref: str | None, timeout_s: float = 60.0) -> s
             f"repository {redact_url(repo_url)} did not answer within {timeout_s:.0f} s"
         ) from exc
     if out.returncode != 0:
-        detail = (out.stderr.strip().splitlines() or ["no details"])[-1]
+        lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
+        fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]
+        detail = (fatal or lines or ["no details"])[0]
         raise RefResolutionError(f"repository {redact_url(repo_url)} cannot be read: {redact_url(detail)}")
     refs: dict[str, str] = {}
     for line in out.stdout.splitlines():

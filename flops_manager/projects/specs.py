@@ -35,13 +35,15 @@ def _secrets(settings: Settings) -> dict[str, str]:
 
 def builder_spec(settings: Settings, project: Project, key: ImageKey, registry_location: str) -> ServiceSpec:
     """The one-shot builder that makes the actor images of ``key``."""
+    plan = settings.builder_plan
     job = BuildJob(
         project_id=project.id,
         bus=settings.bus,
         key=key,
-        plan="local",
+        plan=plan,
         registry=registry_location,
-        uv_find_links=settings.uv_find_links,
+        uv_find_links=settings.uv_find_links if plan == "local" else [],
+        base_image=settings.base_image if plan == "oci" else None,
     )
     return ServiceSpec(
         name="builder",
