@@ -27,9 +27,7 @@ def principal(
 ) -> Principal:
     """The caller, from its bearer token; 401 without a valid one."""
     if creds is None or creds.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "bearer token required", {"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required", {"WWW-Authenticate": "Bearer"})
     who = authenticate(creds.credentials, parts.settings, parts.store)
     if who is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", {"WWW-Authenticate": "Bearer"})

@@ -13,9 +13,11 @@ from flops_manager.mock_data import MockDataRequest, MockDataResult, UnknownNode
 from flops_manager.orchestrator.base import Node
 
 router = APIRouter(tags=["platform"])
+_AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid bearer token"}}
+_ADMIN = _AUTH | {403: {"description": "Admin token required"}}
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "The store does not answer"}})
 def health(parts: ComponentsDep, response: Response) -> dict[str, Any]:
     """Whether the manager and its store answer (no token needed)."""
     store_ok = parts.store.ping()
@@ -32,20 +34,20 @@ class TrackingInfo(BaseModel):
     healthy: bool
 
 
-@router.get("/api/flops/tracking", response_model=TrackingInfo)
+@router.get("/api/flops/tracking", response_model=TrackingInfo, responses=_AUTH)
 def tracking(parts: ComponentsDep, _who: PrincipalDep) -> TrackingInfo:
     """The MLflow tracking server and its UI."""
     t = parts.tracking
     return TrackingInfo(tracking_uri=t.tracking_uri, ui_url=t.ui_url, healthy=t.healthy())
 
 
-@router.get("/api/flops/nodes", response_model=list[Node])
+@router.get("/api/flops/nodes", response_model=list[Node], responses=_AUTH)
 def nodes(parts: ComponentsDep, _who: PrincipalDep) -> list[Node]:
     """The orchestrator's nodes with capabilities and data tags."""
     return parts.orchestrator.nodes()
 
 
-@router.post("/api/flops/mocks", status_code=status.HTTP_201_CREATED, response_model=MockDataResult)
+@router.post("/api/flops/mocks", status_code=status.HTTP_201_CREATED, response_model=MockDataResult, responses=_ADMIN)
 def mock_data(request: MockDataRequest, parts: ComponentsDep, _who: AdminDep) -> MockDataResult:
     """Partition a bundled dataset across learner nodes under a data tag."""
     try:
@@ -73,7 +75,7 @@ class TokenIssued(BaseModel):
     token: str
 
 
-@router.post("/api/flops/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
+@router.post("/api/flops/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued, responses=_ADMIN)
 def create_token(request: TokenRequest, parts: ComponentsDep, _who: AdminDep) -> TokenIssued:
     """Issue a bearer token for a customer (admin only)."""
     return TokenIssued(
@@ -81,7 +83,11 @@ def create_token(request: TokenRequest, parts: ComponentsDep, _who: AdminDep) ->
     )
 
 
-@router.post("/api/flops/reset", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/api/flops/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ADMIN | {409: {"description": "Projects are still running"}},
+)
 def reset(parts: ComponentsDep, _who: AdminDep) -> None:
     """Forget every project and event (admin only; refused while projects run)."""
     if parts.store.active_projects():

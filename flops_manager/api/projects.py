@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
@@ -13,7 +15,12 @@ from flops_manager.projects.engine import SlaRejected
 from flops_manager.projects.models import Project
 from observer.timeline import format_event
 
-router = APIRouter(prefix="/api/flops/projects", tags=["projects"])
+router = APIRouter(
+    prefix="/api/flops/projects",
+    tags=["projects"],
+    responses={401: {"description": "Missing or invalid bearer token"}},
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such project of yours"}}
 
 
 class ProjectAccepted(BaseModel):
@@ -54,26 +61,31 @@ def list_projects(parts: ComponentsDep, who: PrincipalDep) -> list[Project]:
     return parts.store.list_projects(None if who.admin else who.customer_id)
 
 
-@router.get("/{project_id}", response_model=Project)
+@router.get("/{project_id}", response_model=Project, responses=_NOT_FOUND)
 def get_project(project: ProjectDep) -> Project:
     """One project: stage, status, timestamps, cause, image, MLflow run, final metrics."""
     return project
 
 
-@router.get("/{project_id}/events", response_model=list[Event])
+@router.get("/{project_id}/events", response_model=list[Event], responses=_NOT_FOUND)
 def project_events(project: ProjectDep, parts: ComponentsDep, after: float = Query(0.0, ge=0)) -> list[Event]:
     """The project's stored events (those after the ``after`` timestamp)."""
     return parts.store.list_events(project.id, after)
 
 
-@router.get("/{project_id}/timeline", response_class=PlainTextResponse)
+@router.get("/{project_id}/timeline", response_class=PlainTextResponse, responses=_NOT_FOUND)
 def project_timeline(project: ProjectDep, parts: ComponentsDep, after: float = Query(0.0, ge=0)) -> str:
     """The observer's timeline as text, one line per event."""
     lines = [format_event(e) for e in parts.store.list_events(project.id, after)]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-@router.delete("/{project_id}", status_code=status.HTTP_202_ACCEPTED, response_model=ProjectAccepted)
+@router.delete(
+    "/{project_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ProjectAccepted,
+    responses=_NOT_FOUND | {409: {"description": "The project already ended"}},
+)
 def cancel_project(project: ProjectDep, parts: ComponentsDep) -> ProjectAccepted:
     """Cancel a project: every service of it is undeployed."""
     if project.status.is_final:
