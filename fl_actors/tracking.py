@@ -91,8 +91,8 @@ class MlflowTracker:
     ) -> None:
         """Log the trained model in its flavor under the name ``model``.
 
-        PyTorch models are exported as ``pt2`` when the repo gives an input example
-        (``ModelManager.get_input_example()``, optional), else pickled.
+        PyTorch models are pickled; the repo's input example (``ModelManager.get_input_example()``,
+        optional) gives MLflow a signature.
         """
         if flavor == ModelFlavor.SKLEARN:
             import mlflow.sklearn
@@ -105,7 +105,8 @@ class MlflowTracker:
         elif flavor == ModelFlavor.PYTORCH:
             import mlflow.pytorch
 
-            serialization = "pt2" if input_example is not None else "pickle"
+            # pt2 export needs a TensorSpec signature that MLflow does not infer reliably from an example.
+            serialization = "pickle"
             self._mlflow.set_tag("flops.model_serialization", serialization)
             mlflow.pytorch.log_model(
                 model,
