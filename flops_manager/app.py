@@ -28,7 +28,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             parts.engine.stop()
 
-    app = FastAPI(title="FLOps manager", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="FLOps manager",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={400: {"description": "Malformed request (e.g. a body that is not JSON)"}},
+    )
     app.include_router(platform.router)
     app.include_router(projects.router)
     return app

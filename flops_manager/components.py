@@ -16,8 +16,14 @@ from flops_manager.tracking.base import Tracking
 from flops_manager.tracking.mlflow_server import MlflowServerTracking
 
 # name -> "module:factory"; a factory takes Settings. Adding a backend adds a line here only.
-ORCHESTRATORS = {"local": "flops_manager.orchestrator.factories:local"}
-REGISTRIES = {"local": "flops_manager.registry.factories:local"}
+ORCHESTRATORS = {
+    "local": "flops_manager.orchestrator.factories:local",
+    "docker": "flops_manager.orchestrator.factories:docker",
+}
+REGISTRIES = {
+    "local": "flops_manager.registry.factories:local",
+    "oci": "flops_manager.registry.factories:oci",
+}
 
 
 def _load(table: dict[str, str], name: str, kind: str) -> object:

@@ -36,6 +36,20 @@ class Settings(BaseSettings):
     local_learner_nodes: int = Field(default=2, ge=0, le=256)
     local_builder_nodes: int = Field(default=1, ge=0, le=16)
 
+    # orchestrator "docker" / registry "oci" (deploy/start-docker.sh starts an engine and a registry)
+    oci_registry: str = Field(default="127.0.0.1:5000", description="host:port of the OCI registry (registry oci)")
+    docker_host: str | None = Field(default=None, description="Docker engine URL (default: DOCKER_HOST)")
+    base_image: str = Field(default="flops-base:bookworm", description="Base of FL-actor images (oci builds)")
+    docker_service_image: str = Field(
+        default="flops-builder:latest", description="Image of the builder and the observer (docker orchestrator)"
+    )
+    docker_ca_bundle: str | None = Field(
+        default="/etc/ssl/certs/ca-certificates.crt",
+        description="Host CA bundle mounted read-only into builders (a TLS-intercepting proxy); empty: none",
+    )
+    docker_learner_nodes: int = Field(default=2, ge=0, le=256)
+    docker_builder_nodes: int = Field(default=1, ge=0, le=16)
+
     allow_file_repos: bool = Field(default=True, description="Accept file:// repo URLs (one-machine setups)")
     repo_hosts: list[str] | None = Field(
         default=None, description="If set, the only hosts repo URLs may name (egress control)"
@@ -69,6 +83,11 @@ class Settings(BaseSettings):
     def services_dir(self) -> Path:
         """Working directories and logs of local services."""
         return self.home_dir / "services"
+
+    @property
+    def builder_plan(self) -> str:
+        """The image builder's plan follows the registry: container images for ``oci``, else environments."""
+        return "oci" if self.registry == "oci" else "local"
 
     @property
     def bus(self) -> BusConfig:

@@ -291,9 +291,7 @@ class ProjectEngine:
         manifest = self._registry.lookup(key)
         if manifest is not None:
             project.cache_hit, project.manifest = True, manifest
-            self._emit(
-                project, EventKind.LOG, f"image cache hit {key.digest} (commit {commit[:12]}); no build"
-            )
+            self._emit(project, EventKind.LOG, f"image cache hit {key.digest} (commit {commit[:12]}); no build")
             self._deploy_actors(project)
             return
         project.cache_hit = False
@@ -303,9 +301,7 @@ class ProjectEngine:
         except PlacementError as exc:
             self._fail(project, f"cannot deploy the image builder: {exc}")
             return
-        self._enter(
-            project, Stage.IMAGE_BUILD, self._settings.timeout_image_build_s, f"building {key.digest}"
-        )
+        self._enter(project, Stage.IMAGE_BUILD, self._settings.timeout_image_build_s, f"building {key.digest}")
 
     # stage 3 -> 4
     def _built(self, project: Project, manifest: ImageManifest) -> None:
@@ -328,9 +324,7 @@ class ProjectEngine:
                 specs.aggregator_spec(self._settings, project, manifest, port, self._tracking.tracking_uri),
             )
             for index, node in enumerate(nodes):
-                self._deploy(
-                    project, specs.learner_spec(self._settings, project, manifest, index, node, port), node
-                )
+                self._deploy(project, specs.learner_spec(self._settings, project, manifest, index, node, port), node)
         except PlacementError as exc:
             self._fail(project, f"cannot place learners: {exc}")
             return
@@ -411,14 +405,10 @@ class ProjectEngine:
     def _timeout_cause(self, project: Project) -> str:
         record = project.current_stage()
         started = record.started_at if record else project.created_at
-        cause = (
-            f"stage {int(project.stage)} {project.stage.label} timed out after {time.time() - started:.0f} s"
-        )
+        cause = f"stage {int(project.stage)} {project.stage.label} timed out after {time.time() - started:.0f} s"
         if project.stage == Stage.ACTOR_DEPLOYMENT:
             tc = project.sla.training_configuration
-            cause += (
-                f" ({project.learners_ready} of {tc.learner_count} learners ready, training never started)"
-            )
+            cause += f" ({project.learners_ready} of {tc.learner_count} learners ready, training never started)"
         elif project.stage == Stage.TRAINING:
             rounds = project.sla.training_configuration.training_rounds
             cause += f" ({project.rounds_completed} of {rounds} rounds done)"
@@ -434,11 +424,10 @@ class ProjectEngine:
                 continue  # its last event may still be on its way
             if handle.role is ServiceRole.LEARNER:
                 project.services.pop(name)
+                self._orch.undeploy(handle)
                 tc = project.sla.training_configuration
                 alive = sum(1 for h in project.services.values() if h.role is ServiceRole.LEARNER)
-                self._emit(
-                    project, EventKind.LOG, f"{name} on {handle.node} exited (code {status.exit_code})"
-                )
+                self._emit(project, EventKind.LOG, f"{name} on {handle.node} exited (code {status.exit_code})")
                 if alive < tc.min_fit_clients:
                     self._fail(
                         project,

@@ -38,9 +38,7 @@ def resolve_commit(repo_url: str, ref: str | None, timeout_s: float = 60.0) -> s
             },
         )
     except subprocess.TimeoutExpired as exc:
-        raise RefResolutionError(
-            f"repository {redact_url(repo_url)} did not answer within {timeout_s:.0f} s"
-        ) from exc
+        raise RefResolutionError(f"repository {redact_url(repo_url)} did not answer within {timeout_s:.0f} s") from exc
     if out.returncode != 0:
         lines = [ln.strip() for ln in out.stderr.splitlines() if ln.strip()]
         fatal = [ln for ln in lines if ln.startswith(("fatal:", "error:"))]

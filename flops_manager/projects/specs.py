@@ -104,9 +104,7 @@ def aggregator_spec(
 
 def learner_placement(project: Project) -> Placement:
     """Learner nodes holding every data tag of the project, one learner per node."""
-    return Placement(
-        capability=CAP_LEARNER, data_tags=project.sla.training_configuration.data_tags, exclusive=True
-    )
+    return Placement(capability=CAP_LEARNER, data_tags=project.sla.training_configuration.data_tags, exclusive=True)
 
 
 def learner_spec(

@@ -12,8 +12,10 @@ Networking rule of this platform: dockerd runs with ``--bridge=none --iptables=f
 --ip6tables=false`` and a link-local default address pool, so no bridge on a private range can appear;
 every container and build uses host networking and talks to 127.0.0.1 only.
 
-``python -m flops_manager.suite.docker_engine start|stop|status|registry-start|registry-stop|base-image``
-(``deploy/start-docker.sh``, ``deploy/stop-docker.sh`` and ``deploy/make-base-image.sh`` call it).
+``python -m flops_manager.suite.docker_engine start|stop|status|registry-start|registry-stop|base-image|build-image``
+is what ``deploy/start-docker.sh``, ``deploy/stop-docker.sh``, ``deploy/make-base-image.sh`` and
+``deploy/build-images.sh`` run. The state dir is ``--state-dir``, else ``FLOPS_DOCKER_STATE``, else
+``$FLOPS_HOME/docker``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ DEFAULT_SERVICES_BASE_IMAGE = "flops-services-base:bookworm"
 # A network created by mistake gets a link-local range, never 10/8, 172.16/12 or 192.168/16.
 SAFE_ADDRESS_POOL = "base=169.254.192.0/18,size=24"
 _MAX_SOCKET_PATH = 100  # unix socket paths are limited to 108 bytes
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_state_dir() -> Path:
@@ -159,6 +162,18 @@ class DockerEngine:
                 time.sleep(0.2)
         # Reaps it and ends whatever is left of its process group (containerd) by that group's id.
         self._process.stop(grace_s=5.0)
+        self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """Unmount what the stopped engine left mounted under its own directories (e.g. ``exec/netns/default``)."""
+        roots = (str(self.exec_root) + "/", str(self.data_root) + "/")
+        try:
+            lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        except OSError:
+            return
+        points = [line.split()[4] for line in lines if len(line.split()) > 4]
+        for point in sorted((p for p in points if p.startswith(roots)), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
     def client(self, timeout: int = 120) -> object:
         """A docker SDK client of this engine."""
@@ -233,86 +248,161 @@ def _hook_script(ca_bundle: Path | None) -> str:
     return " && ".join(lines)
 
 
+def base_recipe(packages: tuple[str, ...], ca_bundle: Path | None, suite: str = DEBIAN_SUITE) -> str:
+    """What a base image is made of (its ``org.flops.base-recipe`` label): packages, suite, CA bundle."""
+    digest = hashlib.sha256(f"{suite}\n{','.join(packages)}\n".encode())
+    if ca_bundle is not None:
+        digest.update(ca_bundle.read_bytes())
+    return digest.hexdigest()[:24]
+
+
 def make_base_image(
     docker_host: str,
     image: str = DEFAULT_BASE_IMAGE,
     extra_packages: tuple[str, ...] = (),
     ca_bundle: Path | None = HOST_CA_BUNDLE,
     suite: str = DEBIAN_SUITE,
-) -> str:
+    force: bool = False,
+) -> tuple[str, bool]:
     """Make a Debian image without any registry: ``mmdebstrap --variant=extract`` piped into ``docker import``.
 
-    The host's CA bundle is copied in at build time (a TLS-intercepting proxy's CA lives there); it
-    is never part of the repository. Returns the image id.
+    The host's CA bundle is copied in at build time (a TLS-intercepting proxy's CA lives there and is
+    regenerated at boot); it is never part of the repository. An image of the same recipe (packages,
+    suite, CA bundle) is kept unless ``force``. Returns the image id and whether it was made now.
+    """
+    import docker
+    from docker.errors import ImageNotFound
+
+    ca = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None
+    packages = (*BASE_PACKAGES, *extra_packages)
+    recipe = base_recipe(packages, ca, suite)
+    client = docker.DockerClient(base_url=docker_host, timeout=300)
+    try:
+        if not force:
+            try:
+                existing = client.images.get(image)
+            except ImageNotFound:
+                existing = None
+            if existing is not None and (existing.labels or {}).get("org.flops.base-recipe") == recipe:
+                return str(existing.id), False
+        if shutil.which("mmdebstrap") is None:
+            raise RuntimeError("mmdebstrap is not installed: run deploy/install-docker.sh")
+        changes = [
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ENV LANG=C.UTF-8",
+            "ENV PYTHONUNBUFFERED=1",
+            "WORKDIR /work",
+            f"LABEL org.flops.base-recipe={recipe}",
+            'CMD ["/bin/bash"]',
+        ]
+        if ca is not None:
+            changes += [
+                "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+                "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+                "ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+            ]
+        with tempfile.TemporaryDirectory(prefix="flops-base-") as tmp:
+            tarball = Path(tmp) / "rootfs.tar"
+            proc = subprocess.run(
+                [
+                    "mmdebstrap",
+                    "--quiet",
+                    "--variant=extract",
+                    f"--include={','.join(packages)}",
+                    f"--extract-hook={_hook_script(ca)}",
+                    suite,
+                    str(tarball),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"mmdebstrap failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+            repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+            client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+        return str(client.images.get(image).id), True
+    finally:
+        client.close()
+
+
+BASE_KINDS = {
+    # kind: (default image, extra packages, environment variable naming the image)
+    "actor": (DEFAULT_BASE_IMAGE, (), "FLOPS_BASE_IMAGE"),
+    "platform": (DEFAULT_PLATFORM_BASE_IMAGE, PLATFORM_EXTRA_PACKAGES, "FLOPS_PLATFORM_BASE_IMAGE"),
+    "services": (DEFAULT_SERVICES_BASE_IMAGE, SERVICES_EXTRA_PACKAGES, "FLOPS_SERVICES_BASE_IMAGE"),
+}
+PLATFORM_IMAGES = {"builder": "flops-builder:latest", "platform": "flops-platform:latest"}
+
+
+def build_platform_image(
+    docker_host: str, target: str = "builder", tag: str | None = None, base_image: str | None = None
+) -> str:
+    """Build FLOps' own image (``deploy/platform/Dockerfile``, target ``builder`` or ``platform``) from this checkout.
+
+    Host networking (the engine has no bridge); the legacy builder's layer cache makes a rebuild with
+    unchanged dependencies take seconds. Returns the image id.
     """
     import docker
 
-    if shutil.which("mmdebstrap") is None:
-        raise RuntimeError("mmdebstrap is not installed: run deploy/install-docker.sh")
-    ca = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None
-    packages = ",".join((*BASE_PACKAGES, *extra_packages))
-    changes = [
-        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "ENV LANG=C.UTF-8",
-        "ENV PYTHONUNBUFFERED=1",
-        "WORKDIR /work",
-        'CMD ["/bin/bash"]',
-    ]
-    if ca is not None:
-        changes += [
-            "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
-            "ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
-        ]
-    with tempfile.TemporaryDirectory(prefix="flops-base-") as tmp:
-        tarball = Path(tmp) / "rootfs.tar"
-        proc = subprocess.run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=extract",
-                f"--include={packages}",
-                f"--extract-hook={_hook_script(ca)}",
-                suite,
-                str(tarball),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"mmdebstrap failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-        repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-        client = docker.DockerClient(base_url=docker_host, timeout=300)
-        try:
-            client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
-            return str(client.images.get(image).id)
-        finally:
-            client.close()
+    tag = tag or PLATFORM_IMAGES[target]
+    base_image = base_image or os.environ.get("FLOPS_PLATFORM_BASE_IMAGE", DEFAULT_PLATFORM_BASE_IMAGE)
+    client = docker.DockerClient(base_url=docker_host, timeout=900)
+    try:
+        error = None
+        tail: list[str] = []
+        for chunk in client.api.build(
+            path=str(PROJECT_ROOT),
+            dockerfile="deploy/platform/Dockerfile",
+            target=target,
+            tag=tag,
+            network_mode="host",
+            buildargs={"BASE_IMAGE": base_image},
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        ):
+            if "stream" in chunk:
+                tail = [*tail, *str(chunk["stream"]).splitlines()][-12:]
+            if "error" in chunk:
+                error = str(chunk["error"]).strip()
+        if error is not None:
+            raise RuntimeError(f"building {tag} failed: {error} | " + " | ".join(t for t in tail if t.strip()))
+        return str(client.images.get(tag).id)
+    finally:
+        client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line behind the deploy/ scripts."""
     parser = argparse.ArgumentParser(prog="python -m flops_manager.suite.docker_engine")
     parser.add_argument(
-        "action", choices=["start", "stop", "status", "registry-start", "registry-stop", "base-image"]
+        "action",
+        choices=["start", "stop", "status", "registry-start", "registry-stop", "base-image", "build-image"],
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $FLOPS_HOME/docker")
     parser.add_argument("--registry-port", type=int, default=int(os.environ.get("FLOPS_REGISTRY_PORT", "5000")))
-    parser.add_argument("--image", default=None, help="base image name (base-image)")
-    parser.add_argument("--platform", action="store_true", help="base-image: add git and the suite's services")
-    parser.add_argument("--docker-host", default=None, help="base-image: default this state dir's engine")
+    parser.add_argument("--kind", choices=sorted(BASE_KINDS), default="actor", help="base-image: which base")
+    parser.add_argument("--image", default=None, help="base-image/build-image: the image name")
+    parser.add_argument("--force", action="store_true", help="base-image: make it even if it is up to date")
+    parser.add_argument("--target", choices=sorted(PLATFORM_IMAGES), default="builder", help="build-image target")
+    parser.add_argument("--docker-host", default=None, help="default: DOCKER_HOST, else this state dir's engine")
     args = parser.parse_args(argv)
-    engine = DockerEngine(args.state_dir)
-    registry = RegistryServer(args.state_dir, args.registry_port)
+    state_dir = args.state_dir or (
+        Path(os.environ["FLOPS_DOCKER_STATE"]) if os.environ.get("FLOPS_DOCKER_STATE") else None
+    )
+    engine = DockerEngine(state_dir)
+    registry = RegistryServer(state_dir, args.registry_port)
+    host = args.docker_host or (engine.host if engine.pid else None) or os.environ.get("DOCKER_HOST") or engine.host
+    started = time.monotonic()
     if args.action == "start":
         pid = engine.start()
-        print(f"dockerd running, pid {pid}")
-        print(f"export DOCKER_HOST={engine.host}")
+        print(f"dockerd running, pid {pid}; export DOCKER_HOST={engine.host}")
     elif args.action == "stop":
         registry.stop()
         engine.stop()
-        print("dockerd and registry stopped")
+        print("registry and dockerd stopped")
     elif args.action == "status":
         print(f"dockerd  {'pid ' + str(engine.pid) if engine.pid else 'stopped'}  {engine.host}")
         print(f"registry {'pid ' + str(registry.pid) if registry.pid else 'stopped'}  {registry.address}")
@@ -321,14 +411,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.action == "registry-stop":
         registry.stop()
         print("registry stopped")
+    elif args.action == "base-image":
+        default, extra, variable = BASE_KINDS[args.kind]
+        image = args.image or os.environ.get(variable) or default
+        image_id, made = make_base_image(host, image, extra, force=args.force)
+        state = f"made in {time.monotonic() - started:.1f} s" if made else "up to date"
+        print(f"{image} {image_id[7:19]} {state}")
     else:
-        default = DEFAULT_PLATFORM_BASE_IMAGE if args.platform else DEFAULT_BASE_IMAGE
-        image = args.image or os.environ.get("FLOPS_BASE_IMAGE" if not args.platform else "_", default)
-        host = args.docker_host or os.environ.get("DOCKER_HOST") or engine.host
-        started = time.monotonic()
-        extra = PLATFORM_EXTRA_PACKAGES if args.platform else ()
-        image_id = make_base_image(host, image, extra)
-        print(f"{image} {image_id[:19]} made in {time.monotonic() - started:.1f} s")
+        image_id = build_platform_image(host, args.target, args.image)
+        print(
+            f"{args.image or PLATFORM_IMAGES[args.target]} {image_id[7:19]} built in {time.monotonic() - started:.1f} s"
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flops_manager.cli.client import FlopsClient
+from flops_manager.registry.local import LocalRegistry
 from flops_manager.suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
 
@@ -15,6 +16,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_sklearn_project_end_to_end(suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any) -> None:
+    registry = LocalRegistry(suite.home / "registry")
+    for image in registry.list():  # other tests may have built this commit: make this run build it
+        registry.delete(image.digest)
     accepted = admin.submit(example_sla(suite, "digits_sklearn"))
     project = wait_final(admin, accepted["project_id"])
     assert project["status"] == "succeeded", project.get("cause")
