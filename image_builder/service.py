@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from flops_common.image_key import ImageManifest
@@ -21,6 +23,11 @@ from image_builder.timing import StepRecorder
 from image_builder.workspace import new_scratch, sweep_stale
 
 log = logging.getLogger(__name__)
+
+
+def oci_work_dir() -> Path:
+    """Where an oci build keeps its scratch (``FLOPS_BUILDER_WORKDIR``, else the temp dir)."""
+    return Path(os.environ.get("FLOPS_BUILDER_WORKDIR") or tempfile.gettempdir()) / "flops-builder"
 
 
 class BuildStopped(BaseException):
@@ -53,7 +60,8 @@ def run_build(job: BuildJob) -> int:
     """Build ``job``, report every step and the outcome over MQTT; return the exit code (0 or 1)."""
     notifier = Notifier(job.bus, job.project_id)
     recorder = StepRecorder(notifier)
-    root = Path(job.registry).resolve()
+    # The local plan's scratch sits in its registry directory (atomic renames); an oci build's in a work dir.
+    root = Path(job.registry).resolve() if job.plan == "local" else oci_work_dir()
     scratch: Path | None = None
     log.info("building %s@%s (%s plan)", safe_url(job.key.repo_url), job.key.commit, job.plan)
     try:

@@ -25,6 +25,11 @@ class StepRecorder:
         self.seconds: dict[str, float] = {}
         self.current: BuildStep | None = None
 
+    @property
+    def notifier(self) -> Notifier:
+        """Where the build's events go (a plan streams its own LOG lines there)."""
+        return self._notifier
+
     def elapsed(self) -> float:
         """Seconds since the build started."""
         return time.monotonic() - self._started

@@ -19,4 +19,9 @@ def make_plan(job: BuildJob, scratch: Path, recorder: StepRecorder) -> BuildPlan
     if job.plan == "local":
         LocalPlan.check_job(job)
         return LocalPlan(Path(job.registry), scratch, recorder)
-    raise BuildError(BuildStep.ENVIRONMENTS, f"build plan {job.plan!r} is not available (known: local)")
+    if job.plan == "oci":
+        from image_builder.plans.oci import OciPlan  # needs the docker SDK, which the local plan does not
+
+        OciPlan.check_job(job)
+        return OciPlan(job, scratch, recorder)
+    raise BuildError(BuildStep.ENVIRONMENTS, f"build plan {job.plan!r} is not available (known: local, oci)")
