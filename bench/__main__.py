@@ -30,6 +30,33 @@ def _ports() -> SuitePorts:
     return SuitePorts(broker=ports[0], store=ports[1], mlflow=ports[2], git=ports[3], api=ports[4])
 
 
+def render_markdown(r: dict[str, Any]) -> str:
+    """The figures as the table in ``bench/RESULTS.md``."""
+    api = r.get("P7_api", {})
+    plain = r.get("P3_plain_flower", {})
+    rows = [
+        (
+            "P1 cold end to end (POST → done), digits_sklearn, 2 learners, 3 rounds",
+            f"{r['P1_cold']['wall_s']} s",
+            "≤ 60 s",
+        ),
+        ("P2 warm end to end (images cached)", f"{r['P2_warm']['wall_s']} s", "≤ 15 s"),
+        ("P2b warm, 1 round", f"{r['P1b_warm_one_round']['wall_s']} s", "-"),
+        ("P3 plain Flower, same repo/engine/rounds/learners", f"{plain.get('wall_s')} s", "-"),
+        ("P3 ratio FLOps warm total / plain Flower", f"{r.get('P3_ratio_total')}", "≤ 1.3"),
+        ("P3 ratio FLOps training stage / plain Flower", f"{r.get('P3_ratio_training_stage')}", "≤ 1.3"),
+        ("P7 status reads/s (8 connections, second process)", f"{api.get('reads_per_s')}", "≥ 500/s"),
+        ("P7 read latency p50 / p99", f"{api.get('read_p50_ms')} / {api.get('read_p99_ms')} ms", "p99 ≤ 100 ms"),
+        ("P7 SLA POST latency p50 / p99", f"{api.get('post_p50_ms')} / {api.get('post_p99_ms')} ms", "p99 ≤ 100 ms"),
+        ("suite start (broker, store, MLflow, git, manager)", f"{r['suite_up_s']} s", "-"),
+    ]
+    lines = [f"# Benchmark results — {r['date']}, {r['machine']}", "", "| figure | measured | goal |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    for name in ("P1_cold", "P2_warm"):
+        lines += ["", f"Stage breakdown {name}: " + ", ".join(f"{k} {v} s" for k, v in r[name]["stages_s"].items())]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     """Run every benchmark in a fresh suite home and record the figures."""
     results: dict[str, Any] = {
@@ -81,6 +108,7 @@ def main() -> int:
             suite.down()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    (RESULTS.parent / "RESULTS.md").write_text(render_markdown(results))
     print(json.dumps(results, indent=2))
     return 0
 
