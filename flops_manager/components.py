@@ -64,6 +64,6 @@ def build(settings: Settings) -> Components:
     bus = MqttBus(settings.bus)
     orchestrator = make_orchestrator(settings)
     registry = make_registry(settings)
-    tracking = MlflowServerTracking(settings.mlflow_tracking_uri, settings.public_mlflow_url)
+    tracking = MlflowServerTracking.from_settings(settings)
     engine = ProjectEngine(settings, store, bus, orchestrator, registry, tracking)
     return Components(settings, store, bus, orchestrator, registry, tracking, engine)

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
 
     mlflow_tracking_uri: str = "http://127.0.0.1:5001"
     mlflow_ui_url: str | None = Field(default=None, description="Public MLflow URL (default: tracking URI)")
+    mlflow_username: str | None = Field(
+        default=None, description="MLflow basic-auth user of the manager and the aggregators (password: below)"
+    )
+    mlflow_password: SecretStr | None = Field(
+        default=None, description="MLflow basic-auth password; reaches aggregators only through their environment"
+    )
 
     orchestrator: str = "local"
     registry: str = "local"

@@ -18,6 +18,7 @@ from flops_manager.orchestrator.base import (
 )
 from flops_manager.projects.models import Project
 from flops_manager.settings import Settings
+from flops_manager.tracking.mlflow_server import client_secret_env, settings_credentials
 
 
 def free_port() -> int:
@@ -27,10 +28,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _secrets(settings: Settings) -> dict[str, str]:
-    if settings.mqtt_password is None:
-        return {}
-    return {PASSWORD_ENV: settings.mqtt_password.get_secret_value()}
+def _secrets(settings: Settings, tracking: bool = False) -> dict[str, str]:
+    """A service's secret environment: the broker password and, for ``tracking`` (the aggregator), MLflow's.
+
+    These travel only in ``ServiceSpec.secret_env`` (never in a job, the command or a stored document).
+    """
+    secret: dict[str, str] = {}
+    if settings.mqtt_password is not None:
+        secret[PASSWORD_ENV] = settings.mqtt_password.get_secret_value()
+    if tracking:
+        secret |= client_secret_env(settings_credentials(settings))
+    return secret
 
 
 def builder_spec(settings: Settings, project: Project, key: ImageKey, registry_location: str) -> ServiceSpec:
@@ -97,7 +105,7 @@ def aggregator_spec(
         image=manifest.aggregator,
         command=["python", "-m", "fl_actors.aggregator"],
         env={JOB_ENV: job.model_dump_json()},
-        secret_env=_secrets(settings),
+        secret_env=_secrets(settings, tracking=True),
         resources=project.sla.resource_constraints,
     )
 

@@ -1,17 +1,25 @@
-"""Starts and stops the whole one-machine management suite."""
+"""Starts and stops the whole one-machine management suite.
+
+With ``auth`` (or ``FLOPS_SUITE_AUTH=1``) the broker refuses anonymous clients and MLflow runs its
+basic auth: one ``flops`` user on each, random passwords made on first start and kept in
+``credentials.json`` (mode 0600) under the suite home. They reach Mosquitto as a hashed password file,
+MLflow and the manager only through their environment, never a command line.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from flops_manager.suite.example_repos import publish_examples
 from flops_manager.suite.processes import ManagedProcess, port_open
@@ -29,6 +37,45 @@ class SuitePorts(BaseModel):
     api: int = 8081
 
 
+SUITE_USER = "flops"
+AUTH_ENV = "FLOPS_SUITE_AUTH"
+
+
+class SuiteCredentials(BaseModel):
+    """The suite's service credentials (``SecretStr``: they never print)."""
+
+    mqtt_username: str = SUITE_USER
+    mqtt_password: SecretStr
+    mlflow_username: str = SUITE_USER
+    mlflow_password: SecretStr
+    mlflow_secret_key: SecretStr  # Flask's CSRF key of MLflow's auth app
+
+    @classmethod
+    def generate(cls) -> SuiteCredentials:
+        """Fresh random passwords."""
+        return cls(
+            mqtt_password=SecretStr(secrets.token_urlsafe(32)),
+            mlflow_password=SecretStr(secrets.token_urlsafe(32)),
+            mlflow_secret_key=SecretStr(secrets.token_hex(32)),
+        )
+
+    def secret_values(self) -> list[str]:
+        """Every secret string, for leak checks."""
+        return [s.get_secret_value() for s in (self.mqtt_password, self.mlflow_password, self.mlflow_secret_key)]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner may read (0600 before any byte is written)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _bin(name: str) -> str:
     """An executable of this environment (the venv running the suite), else from PATH."""
     local = Path(sys.executable).parent / name
@@ -39,12 +86,46 @@ class EmbeddedSuite:
     """Broker, store, MLflow, git server for the examples, and the manager, each a process."""
 
     def __init__(
-        self, home: Path, ports: SuitePorts | None = None, manager_env: dict[str, str] | None = None
+        self,
+        home: Path,
+        ports: SuitePorts | None = None,
+        manager_env: dict[str, str] | None = None,
+        auth: bool | None = None,
     ) -> None:
         self.home = home.resolve()
         self.ports = ports or SuitePorts()
         self._manager_env = manager_env or {}
         self.run_dir = self.home / "suite"
+        self.auth = _env_flag(AUTH_ENV) if auth is None else auth
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where the broker and MLflow credentials are kept (mode 0600; ``auth`` only)."""
+        return self.home / "credentials.json"
+
+    def credentials(self) -> SuiteCredentials:
+        """The suite's credentials, created on first use.
+
+        New credentials also drop MLflow's user database: it takes the admin password only when it
+        creates the admin user, so an old database would keep an old password.
+        """
+        if not self.credentials_file.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            fresh = SuiteCredentials.generate()
+            (self.home / "data" / "mlflow-auth.db").unlink(missing_ok=True)
+            _write_private(
+                self.credentials_file,
+                json.dumps(
+                    {
+                        "mqtt_username": fresh.mqtt_username,
+                        "mqtt_password": fresh.mqtt_password.get_secret_value(),
+                        "mlflow_username": fresh.mlflow_username,
+                        "mlflow_password": fresh.mlflow_password.get_secret_value(),
+                        "mlflow_secret_key": fresh.mlflow_secret_key.get_secret_value(),
+                    }
+                ),
+            )
+        return SuiteCredentials.model_validate_json(self.credentials_file.read_text())
 
     @property
     def admin_token_file(self) -> Path:
@@ -84,13 +165,38 @@ class EmbeddedSuite:
             "FLOPS_MLFLOW_TRACKING_URI": self.mlflow_url,
             "FLOPS_ADMIN_TOKEN": self.admin_token(),
             "FLOPS_UV_FIND_LINKS": json.dumps([p for p in ("/opt/wheels",) if Path(p).is_dir()]),
+            **self._auth_env(),
             **self._manager_env,
+        }
+
+    def _auth_env(self) -> dict[str, str]:
+        if not self.auth:
+            return {}
+        creds = self.credentials()
+        return {
+            "FLOPS_MQTT_USERNAME": creds.mqtt_username,
+            "FLOPS_MQTT_PASSWORD": creds.mqtt_password.get_secret_value(),
+            "FLOPS_MLFLOW_USERNAME": creds.mlflow_username,
+            "FLOPS_MLFLOW_PASSWORD": creds.mlflow_password.get_secret_value(),
+        }
+
+    def _mlflow_auth(self) -> tuple[list[str], dict[str, str]]:
+        """Extra arguments and environment of MLflow's basic auth (secrets only in the environment)."""
+        if not self.auth:
+            return [], {}
+        creds = self.credentials()
+        return ["--app-name", "basic-auth"], {
+            "MLFLOW_AUTH_CONFIG_PATH": str(self.run_dir / "mlflow-auth.ini"),
+            "MLFLOW_AUTH_ADMIN_USERNAME": creds.mlflow_username,
+            "MLFLOW_AUTH_ADMIN_PASSWORD": creds.mlflow_password.get_secret_value(),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": creds.mlflow_secret_key.get_secret_value(),
         }
 
     def _processes(self) -> dict[str, ManagedProcess]:
         data = self.home / "data"
         broker_conf = self.run_dir / "mosquitto.conf"
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        mlflow_args, mlflow_env = self._mlflow_auth()
         return {
             "broker": ManagedProcess("broker", self.run_dir, [mosquitto, "-c", str(broker_conf)]),
             "store": ManagedProcess(
@@ -124,8 +230,9 @@ class EmbeddedSuite:
                     f"sqlite:///{data / 'mlflow.db'}",
                     "--artifacts-destination",
                     str(data / "mlflow-artifacts"),
+                    *mlflow_args,
                 ],
-                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **mlflow_env},
             ),
             "git": ManagedProcess(
                 "git",
@@ -163,11 +270,13 @@ class EmbeddedSuite:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "mosquitto.conf").write_text(
-            f"listener {self.ports.broker} 127.0.0.1\nallow_anonymous true\n"
+            f"listener {self.ports.broker} 127.0.0.1\n{self._broker_auth_conf()}"
             # Durable sessions and queued QoS 1 events survive a broker restart.
             f"persistence true\npersistence_location {self.home / 'data'}/\nautosave_interval 5\n"
             "max_queued_messages 10000\n"
         )
+        if self.auth:
+            self._write_mlflow_auth_config()
         publish_examples(PROJECT_ROOT / "examples" / "ml_repos", self.home / "example-repos")
         # Start them side by side: MLflow alone takes seconds to import and migrate its database.
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -176,6 +285,43 @@ class EmbeddedSuite:
         if with_manager:
             self.start_manager()
         (self.run_dir / "suite.json").write_text(self.ports.model_dump_json())
+
+    def _broker_auth_conf(self) -> str:
+        """Anonymous clients for the plain suite; with ``auth`` a hashed password file and no anonymous."""
+        if not self.auth:
+            return "allow_anonymous true\n"
+        password_file = self.run_dir / "mosquitto.passwd"
+        creds = self.credentials()
+        # mosquitto_passwd -U hashes a "user:password" file in place (PBKDF2-SHA512, "$7$"): the
+        # password never appears on a command line, and the plain text lives only in this 0600 file.
+        _write_private(password_file, f"{creds.mqtt_username}:{creds.mqtt_password.get_secret_value()}\n")
+        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        try:
+            done = subprocess.run([tool, "-U", str(password_file)], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            password_file.unlink(missing_ok=True)
+            raise RuntimeError(f"cannot hash the broker's password file with {tool}: {exc}") from exc
+        if done.returncode != 0 or ":$7$" not in password_file.read_text():
+            password_file.unlink(missing_ok=True)
+            raise RuntimeError(f"mosquitto_passwd -U failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        os.chmod(password_file, 0o600)
+        # Run as the suite's own user (as root Mosquitto would switch to "mosquitto", which can read
+        # neither the 0600 password file nor a private home); without root this line has no effect.
+        user = pwd.getpwuid(os.getuid()).pw_name
+        return f"user {user}\nallow_anonymous false\npassword_file {password_file}\n"
+
+    def _write_mlflow_auth_config(self) -> None:
+        """MLflow's auth config: its user database under the suite home, no permissions by default.
+
+        The admin user and password come from the environment (``MLFLOW_AUTH_ADMIN_*``), not this file.
+        """
+        _write_private(
+            self.run_dir / "mlflow-auth.ini",
+            "[mlflow]\n"
+            "default_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{self.home / 'data' / 'mlflow-auth.db'}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        )
 
     def start_manager(self) -> None:
         """Start the manager (after the other services) and wait for ``/health``."""
