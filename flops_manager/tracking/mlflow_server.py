@@ -35,13 +35,9 @@ class Credentials:
 def split_credentials(url: str) -> tuple[str, Credentials | None]:
     """``url`` without its ``user:password@`` part, and those credentials (None if it had none)."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return url, None
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    clean = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
     if not parts.username:
         return clean, None
     return clean, Credentials(unquote(parts.username), SecretStr(unquote(parts.password or "")))

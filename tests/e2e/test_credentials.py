@@ -278,4 +278,6 @@ def test_project_trains_through_authenticated_services_and_no_secret_leaks(
     assert len(service_logs) >= 5 and scanned > len(service_logs)
 
     assert leaks == [], "secrets leaked:\n" + "\n".join(leaks)
+    # The scanner finds what is there: the one file meant to hold the secrets holds each of them.
+    assert set(_file_leaks(auth_suite.credentials_file, needles)) >= {f"secret {i}" for i in range(3)}
     assert stat.S_IMODE(auth_suite.credentials_file.stat().st_mode) == 0o600
