@@ -1,7 +1,8 @@
 """What the manager hands a builder, an aggregator or a learner (JSON in ``FLOPS_JOB``).
 
 Secrets never travel in a job: they come from the service's own environment
-(``FLOPS_MQTT_PASSWORD``, ``MLFLOW_TRACKING_PASSWORD``).
+(``FLOPS_MQTT_PASSWORD``, ``MLFLOW_TRACKING_PASSWORD``), or from a secret file it names
+(``flops_common.secret_env``), which ``load_job`` loads first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field
 
 from flops_common.image_key import ImageKey
+from flops_common.secret_env import load_secret_env
 from flops_common.sla import ModelFlavor, StrategyConfig
 
 JOB_ENV = "FLOPS_JOB"
@@ -71,5 +73,6 @@ class LearnerJob(BaseModel):
 
 
 def load_job(model: type[JobT]) -> JobT:
-    """Read the job of this service from ``FLOPS_JOB``."""
+    """Read the job of this service from ``FLOPS_JOB`` (after loading its secret file, if any)."""
+    load_secret_env()
     return model.model_validate_json(os.environ[JOB_ENV])

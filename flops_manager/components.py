@@ -19,6 +19,7 @@ from flops_manager.tracking.mlflow_server import MlflowServerTracking
 ORCHESTRATORS = {
     "local": "flops_manager.orchestrator.factories:local",
     "docker": "flops_manager.orchestrator.factories:docker",
+    "swarm": "flops_manager.orchestrator.factories:swarm",
 }
 REGISTRIES = {
     "local": "flops_manager.registry.factories:local",

@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 from flops_common.events import Event, EventKind, Source
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import new_client
+from flops_common.secret_env import load_secret_env
 from flops_common.topics import project_events
 from observer.timeline import format_event
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m observer PROJECT_ID", file=sys.stderr)
         return 2
     project_id = args[0]
+    load_secret_env()
     bus = BusConfig.model_validate_json(os.environ.get("FLOPS_OBSERVER_BUS", "{}"))
     finished = threading.Event()
     seen: set[str] = set()

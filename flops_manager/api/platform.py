@@ -57,6 +57,8 @@ def mock_data(request: MockDataRequest, parts: ComponentsDep, _who: AdminDep) ->
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"loc": ["body", "nodes"], "msg": str(exc), "type": "value_error"}],
         ) from exc
+    for partition in result.partitions:
+        parts.orchestrator.data_provided(partition.node, result.data_tag)
     parts.store.add_mock(result.model_dump(mode="json"))
     return result
 

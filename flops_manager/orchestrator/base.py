@@ -115,6 +115,14 @@ class Orchestrator(ABC):
     def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
         """Services this backend runs (for one project when given), to find leftovers."""
 
+    def data_provided(self, node: str, data_tag: str) -> None:
+        """Record that ``node`` now holds data under ``data_tag``.
+
+        Backends that read data tags from each node's data folder need nothing; others (``swarm``,
+        where tags are node labels) label the node.
+        """
+        return None  # tags are read from the node's data folder
+
     def place(self, placement: Placement, count: int = 1) -> list[Node]:
         """Pick ``count`` nodes for a placement, spreading over matching nodes.
 

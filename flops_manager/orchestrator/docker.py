@@ -56,7 +56,7 @@ def instance_id(home: Path) -> str:
     return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
 
 
-def _socket_path(docker_host: str | None) -> str | None:
+def socket_path(docker_host: str | None) -> str | None:
     """The host path of the engine's unix socket, if it is one."""
     host = docker_host or "unix:///var/run/docker.sock"
     return host.removeprefix("unix://") if host.startswith("unix://") else None
@@ -145,7 +145,7 @@ class DockerOrchestrator(Orchestrator):
             Path(node.data_dir).mkdir(parents=True, exist_ok=True)
             volumes[node.data_dir] = {"bind": node.data_dir, "mode": "ro"}
         if spec.role is ServiceRole.BUILDER:
-            socket = _socket_path(self._docker_host)
+            socket = socket_path(self._docker_host)
             if socket is not None:
                 volumes[socket] = {"bind": DOCKER_SOCKET_IN_CONTAINER, "mode": "rw"}
                 env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET_IN_CONTAINER}"

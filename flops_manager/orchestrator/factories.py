@@ -28,3 +28,18 @@ def docker(settings: Settings) -> Orchestrator:
         ca_bundle=settings.docker_ca_bundle,
         instance=instance_id(settings.home_dir),
     )
+
+
+def swarm(settings: Settings) -> Orchestrator:
+    """Services on a Docker Swarm, placed by node labels (imported here: it needs the docker SDK)."""
+    from flops_manager.orchestrator.docker import instance_id
+    from flops_manager.orchestrator.swarm import SwarmOrchestrator
+
+    return SwarmOrchestrator(
+        settings.nodes_dir,
+        settings.services_dir,
+        service_image=settings.docker_service_image,
+        docker_host=settings.docker_host,
+        ca_bundle=settings.docker_ca_bundle,
+        instance=instance_id(settings.home_dir),
+    )

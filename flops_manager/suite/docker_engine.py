@@ -150,8 +150,13 @@ class DockerEngine:
         return self._process.start(self.ping, timeout_s)
 
     def stop(self, grace_s: float = 45.0) -> None:
-        """SIGTERM our dockerd alone (it stops its containers and containerd), SIGKILL its group if it hangs."""
+        """SIGTERM our dockerd alone (it stops its containers and containerd), SIGKILL its group if it hangs.
+
+        A swarm made on it is left first: its ``docker_gwbridge`` would outlive the engine.
+        """
         pid = self.pid
+        if pid is not None and self.ping():
+            self._leave_swarm()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -163,6 +168,20 @@ class DockerEngine:
         # Reaps it and ends whatever is left of its process group (containerd) by that group's id.
         self._process.stop(grace_s=5.0)
         self._unmount_leftovers()
+
+    def _leave_swarm(self) -> None:
+        from docker import DockerClient
+        from docker.errors import DockerException
+
+        from flops_manager.suite import swarm
+
+        client = DockerClient(base_url=self.host, timeout=60)
+        try:
+            swarm.leave(client)
+        except DockerException as exc:
+            print(f"leaving the swarm failed: {exc}", file=sys.stderr)
+        finally:
+            client.close()
 
     def _unmount_leftovers(self) -> None:
         """Unmount what the stopped engine left mounted under its own directories (e.g. ``exec/netns/default``)."""

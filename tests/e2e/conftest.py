@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import LocalOrchestrator, service_processes
 from flops_manager.suite.embedded import EmbeddedSuite
+from tests.e2e.containers import DockerEngine, start_engine
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "slas"
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -62,3 +64,9 @@ def assert_nothing_left(suite: EmbeddedSuite, project: dict[str, Any]) -> None:
     for service_json in (suite.home / "services" / project["id"]).glob("*/service.json"):
         marker = json.loads(service_json.read_text())["info"]["marker"]
         assert service_processes(marker) == [], f"{service_json.parent.name} left processes behind"
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
+    """A private Docker engine, registry and images, shared by the container tests of the session."""
+    yield from start_engine(tmp_path_factory.mktemp("dk").resolve())

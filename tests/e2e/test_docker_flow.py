@@ -1,30 +1,19 @@
 """digits_sklearn through real containers: builder container -> OCI registry -> aggregator and learner containers.
 
-The module sets up everything itself with the project's own scripts: ``deploy/install-docker.sh`` (only
-if dockerd is missing), ``deploy/start-docker.sh`` (a private dockerd without bridge plus the registry, on
-a free port), ``deploy/make-base-image.sh`` (actor and platform bases, side by side), and
-``deploy/build-images.sh`` (the builder image); a second embedded suite (own ports and home) runs the
-manager with ``FLOPS_ORCHESTRATOR=docker`` and ``FLOPS_REGISTRY=oci``. Teardown stops dockerd and the
-registry by PID (``deploy/stop-docker.sh``). Select it with ``pytest -m docker``.
+The engine, registry and images come from the session's ``docker_engine`` (tests/e2e/containers.py, set up
+with the project's own deploy/ scripts); this module runs its own embedded suite whose manager uses
+``FLOPS_ORCHESTRATOR=docker`` and ``FLOPS_REGISTRY=oci``. Select it with ``pytest -m docker``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -34,45 +23,14 @@ from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.docker import LABEL_PROJECT as CONTAINER_PROJECT_LABEL
 from flops_manager.orchestrator.docker import DockerOrchestrator, instance_id
 from flops_manager.registry.oci import OciRegistry
-from flops_manager.suite.embedded import EmbeddedSuite, SuitePorts
+from flops_manager.suite.embedded import EmbeddedSuite
+from flops_manager.suite.example_repos import publish_repo
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
+from tests.e2e.containers import DockerEngine, interfaces, suite_on_engine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for sock in socks:
-        sock.close()
-    return ports
-
-
-def _interfaces() -> tuple[set[str], list[str]]:
-    """Interface names, and the IPv4 addresses on any interface that fall in a private range."""
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    names = {line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if ":" in line}
-    addrs = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True, check=True).stdout
-    private = []
-    for line in addrs.splitlines():
-        address = ipaddress.ip_interface(line.split()[3]).ip
-        if any(address in network for network in PRIVATE):
-            private.append(line.split()[1] + " " + str(address))
-    return names, private
-
-
-def _script(name: str, *args: str, env: dict[str, str], timeout_s: float = 300) -> str:
-    proc = subprocess.run(
-        [str(DEPLOY / name), *args], env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-    )
-    assert proc.returncode == 0, f"{name} failed ({proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-3000:]}"
-    return proc.stdout
+BROKEN = Path(__file__).resolve().parents[1] / "broken_repos"
 
 
 @dataclass
@@ -89,70 +47,27 @@ class DockerSetup:
 
 
 @pytest.fixture(scope="module")
-def containers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerSetup]:
-    """A private Docker engine, registry, base and builder images, and a suite whose manager uses them."""
-    interfaces_before, private_before = _interfaces()
-    state = tmp_path_factory.mktemp("dk").resolve()
-    registry_port, broker, store, mlflow, git, api = _free_ports(6)
-    env = {
-        **os.environ,
-        "FLOPS_PYTHON": sys.executable,
-        "FLOPS_REGISTRY_PORT": str(registry_port),
-        "FLOPS_DOCKER_STATE": str(state),
-    }
-    env.pop("DOCKER_HOST", None)
-    if shutil.which("dockerd") is None or shutil.which("mmdebstrap") is None:
-        _script("install-docker.sh", env=env, timeout_s=600)
-    docker_host = f"unix://{state}/docker.sock"
-    registry = f"127.0.0.1:{registry_port}"
-    home = tmp_path_factory.mktemp("flops-docker-home")
-    suite = EmbeddedSuite(
-        home,
-        SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={
-            "FLOPS_ORCHESTRATOR": "docker",
-            "FLOPS_REGISTRY": "oci",
-            "FLOPS_OCI_REGISTRY": registry,
-            "FLOPS_DOCKER_HOST": docker_host,
-            "FLOPS_DOCKER_LEARNER_NODES": "2",
-            "FLOPS_TICK_INTERVAL_S": "0.5",
-            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
-        },
-    )
-    started_engine = False
-    client = None
+def containers(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerSetup]:
+    """A suite whose manager runs every service as a container on the session's engine."""
+    engine = docker_engine
+    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-docker-home"), "docker")
     try:
-        _script("start-docker.sh", str(state), env=env, timeout_s=120)
-        started_engine = True
-
-        def images() -> None:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                made = [pool.submit(_script, "make-base-image.sh", kind, env=env) for kind in ("actor", "platform")]
-                for future in made:
-                    future.result()
-            _script("build-images.sh", "builder", env=env)
-
-        # The suite (MLflow takes seconds) comes up while the images are made.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            jobs = [pool.submit(images), pool.submit(suite.up)]
-            for job in jobs:
-                job.result()
+        suite.up()
         admin = FlopsClient(suite.api_url, suite.admin_token())
         admin.mock_data("digits", "digits", nodes=["learner-0", "learner-1"])
-        client = docker.DockerClient(base_url=docker_host, timeout=120)
-        yield DockerSetup(suite, admin, docker_host, registry, client, interfaces_before, private_before)
+        yield DockerSetup(
+            suite,
+            admin,
+            engine.docker_host,
+            engine.registry,
+            engine.client,
+            engine.interfaces_before,
+            engine.private_before,
+        )
     finally:
-        try:
-            suite.down()
-        finally:
-            try:
-                if client is not None:
-                    for leftover in client.containers.list(all=True, filters={"label": "org.flops.managed=true"}):
-                        leftover.remove(force=True)
-                    client.close()
-            finally:
-                if started_engine:
-                    _script("stop-docker.sh", str(state), env=env, timeout_s=120)
+        suite.down()
+        for leftover in engine.client.containers.list(all=True, filters={"label": "org.flops.managed=true"}):
+            leftover.remove(force=True)
 
 
 def _project_containers(setup: DockerSetup, project_id: str) -> list[Any]:
@@ -245,8 +160,45 @@ def test_second_run_hits_the_registry_cache(containers: DockerSetup) -> None:
     orchestrator.close()
 
 
+@pytest.mark.timeout(400)
+def test_broken_repo_fails_in_the_builder_container(containers: DockerSetup) -> None:
+    setup = containers
+    publish_repo(BROKEN / "syntax_error", setup.suite.home / "example-repos" / "broken_syntax")
+    sla = example_sla(setup.suite, "digits_sklearn", training_rounds=1)
+    sla["ml_repo_url"] = setup.suite.git_url("broken_syntax")
+    project = wait_final(setup.admin, setup.admin.submit(sla)["project_id"], timeout_s=300)
+    assert (project["status"], project["failed_stage"]) == ("failed", 3)
+    assert "model_manager.py line 31: SyntaxError" in project["cause"], project["cause"]
+    assert "SyntaxError" in setup.admin.timeline(project["id"])
+    _assert_no_container_left(setup, project["id"])
+
+
+@pytest.mark.timeout(400)
+def test_learner_container_killed_fails_the_project_within_the_round_timeout(containers: DockerSetup) -> None:
+    setup = containers
+    sla = example_sla(setup.suite, "digits_sklearn", training_rounds=8, min_fit_clients=2, round_timeout_s=30)
+    project_id = setup.admin.submit(sla)["project_id"]
+    deadline = time.monotonic() + 240
+    project = setup.admin.project(project_id)
+    while project["rounds_completed"] < 1 and project["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        project = setup.admin.project(project_id)
+    assert project["status"] == "running" and project["rounds_completed"] >= 1, project.get("cause")
+    learner = setup.client.containers.list(
+        filters={"label": [f"{CONTAINER_PROJECT_LABEL}={project_id}", "org.flops.service=learner-1"]}
+    )
+    assert len(learner) == 1
+    killed_at = time.monotonic()
+    learner[0].kill()
+    project = wait_final(setup.admin, project_id, timeout_s=120)
+    assert time.monotonic() - killed_at < 30 + 15  # within the round timeout (plus the exit grace)
+    assert (project["status"], project["failed_stage"]) == ("failed", 5)
+    assert "learner-1" in project["cause"] and "2 needed" in project["cause"], project["cause"]
+    _assert_no_container_left(setup, project_id)
+
+
 def test_no_bridge_and_no_private_address(containers: DockerSetup) -> None:
-    names, private = _interfaces()
+    names, private = interfaces()
     appeared = sorted(set(private) - set(containers.private_before))
     assert appeared == [], f"private-range addresses appeared: {appeared}"
     new = names - containers.interfaces_before

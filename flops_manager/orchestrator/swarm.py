@@ -1,0 +1,361 @@
+"""``swarm`` backend: every service is a Docker Swarm service; nodes and their capabilities come from Swarm.
+
+A node's FLOps capabilities are its Swarm node labels (``docker node update --label-add``)::
+
+    flops.image-builder=true      may run image builders (it needs a Docker engine to build on)
+    flops.learner=true            may run learners
+    flops.data-tag.<tag>=true     holds data under <tag>
+    flops.data-dir=/abs/path      where that data lives (default: FLOPS_HOME/nodes/<hostname>/data)
+
+Only ready, active nodes count. Services:
+
+* one Swarm service per FLOps service, replicated with one replica, on the host network (no overlay,
+  no ingress, no bridge), restart condition ``none`` for one-shot services (builder, aggregator,
+  learners) and ``on-failure`` for the observer;
+* placement constraints from node labels: the capability and every data tag, plus the node FLOps chose
+  (``node.hostname==``) so that learners spread as planned; the aggregator and the observer run on the
+  Swarm manager this backend talks to, where the platform's broker and MLflow listen;
+* secrets never enter the service spec: they become a Swarm secret mounted at ``/run/secrets/`` and
+  read by the service at start (``flops_common.secret_env``), and the secret is removed on undeploy;
+* labels ``org.flops.{managed,instance,project,service,role,node}`` as with the ``docker`` backend.
+
+Logs come through the service API; on undeploy they are saved to ``services/<project>/<service>/output.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+from docker.types import Mount, Resources, RestartPolicy, SecretReference, ServiceMode
+
+from flops_common.secret_env import SECRET_ENV_FILE, SECRET_ENV_PATH
+from flops_manager.orchestrator.base import (
+    CAP_IMAGE_BUILDER,
+    CAP_LEARNER,
+    Node,
+    Orchestrator,
+    Placement,
+    ServiceHandle,
+    ServiceRole,
+    ServiceSpec,
+    ServiceState,
+    ServiceStatus,
+)
+from flops_manager.orchestrator.docker import (
+    CA_BUNDLE_IN_CONTAINER,
+    DOCKER_SOCKET_IN_CONTAINER,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_NODE,
+    LABEL_PROJECT,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    instance_id,
+    socket_path,
+)
+
+log = logging.getLogger(__name__)
+
+NODE_LABEL_PREFIX = "flops."
+DATA_TAG_PREFIX = "flops.data-tag."
+DATA_DIR_LABEL = "flops.data-dir"
+CAPABILITIES = (CAP_IMAGE_BUILDER, CAP_LEARNER)
+STOP_GRACE_NS = 10 * 10**9
+# Task states after which the task's container has stopped for good.
+_TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+
+
+def capability_label(capability: str) -> str:
+    """The node label granting a capability (``flops.learner``)."""
+    return f"{NODE_LABEL_PREFIX}{capability}"
+
+
+def data_tag_label(tag: str) -> str:
+    """The node label saying a node holds data under ``tag``."""
+    return f"{DATA_TAG_PREFIX}{tag}"
+
+
+def constraints(placement: Placement, node: Node | None) -> list[str]:
+    """Swarm placement constraints for a FLOps placement, pinned to ``node`` when given."""
+    result = []
+    if placement.capability:
+        result.append(f"node.labels.{capability_label(placement.capability)}==true")
+    result += [f"node.labels.{data_tag_label(tag)}==true" for tag in placement.data_tags]
+    if node is not None:
+        result.append(f"node.hostname=={node.name}")
+    return result
+
+
+def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
+    """A FLOps node from a Swarm node's attributes (labels give capabilities, tags and data dir)."""
+    hostname = attrs["Description"]["Hostname"]
+    labels: dict[str, str] = attrs.get("Spec", {}).get("Labels") or {}
+    caps = [c for c in CAPABILITIES if labels.get(capability_label(c)) == "true"]
+    tags = sorted(
+        k.removeprefix(DATA_TAG_PREFIX) for k, v in labels.items() if k.startswith(DATA_TAG_PREFIX) and v == "true"
+    )
+    data_dir = labels.get(DATA_DIR_LABEL) or str(default_data_root / hostname / "data")
+    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir)
+
+
+def update_node_labels(
+    client: Any, node: str, add: dict[str, str] | None = None, remove: list[str] | None = None
+) -> dict[str, str]:
+    """Add and remove labels of a Swarm node (id or hostname); return its labels."""
+    swarm_node = client.nodes.get(node)
+    spec = dict(swarm_node.attrs["Spec"])
+    labels = dict(spec.get("Labels") or {})
+    labels.update(add or {})
+    for key in remove or []:
+        labels.pop(key, None)
+    spec["Labels"] = labels
+    swarm_node.update(spec)
+    return labels
+
+
+def _latest_task(service: Any) -> dict[str, Any] | None:
+    tasks = service.tasks()
+    return max(tasks, key=lambda t: (t["Version"]["Index"], t.get("CreatedAt", ""))) if tasks else None
+
+
+class SwarmOrchestrator(Orchestrator):
+    """Swarm services with host networking, placed by node labels."""
+
+    name = "swarm"
+
+    def __init__(
+        self,
+        nodes_dir: Path,
+        services_dir: Path,
+        service_image: str,
+        docker_host: str | None = None,
+        ca_bundle: str | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self._nodes_dir = nodes_dir
+        self._services_dir = services_dir
+        self._service_image = service_image
+        self._docker_host = docker_host
+        self._ca_bundle = ca_bundle if ca_bundle and Path(ca_bundle).is_file() else None
+        self._instance = instance or instance_id(nodes_dir.parent)
+        self._client_: Any = None
+
+    @property
+    def _client(self) -> Any:
+        if self._client_ is None:
+            self._client_ = (
+                docker.DockerClient(base_url=self._docker_host, timeout=120)
+                if self._docker_host
+                else docker.from_env(timeout=120)
+            )
+        return self._client_
+
+    def close(self) -> None:
+        """Close the engine connection."""
+        if self._client_ is not None:
+            self._client_.close()
+            self._client_ = None
+
+    # nodes
+    def nodes(self) -> list[Node]:
+        """Ready, active Swarm nodes with their FLOps labels."""
+        result = []
+        for swarm_node in self._client.nodes.list():
+            attrs = swarm_node.attrs
+            if attrs.get("Spec", {}).get("Availability") != "active" or attrs.get("Status", {}).get("State") != "ready":
+                continue
+            result.append(node_from_swarm(attrs, self._nodes_dir))
+        return sorted(result, key=lambda n: n.name)
+
+    def place(self, placement: Placement, count: int = 1) -> list[Node]:
+        """Spread over the matching nodes; a Swarm node may hold several learners of a project."""
+        return super().place(placement.model_copy(update={"exclusive": False}), count)
+
+    def data_provided(self, node: str, data_tag: str) -> None:
+        """Label the node as holding ``data_tag``."""
+        update_node_labels(self._client, node, add={data_tag_label(data_tag): "true"})
+
+    def _manager_node_id(self) -> str:
+        return str(self._client.info()["Swarm"]["NodeID"])
+
+    # services
+    def service_name(self, project_id: str, service: str) -> str:
+        """The Swarm service's name: unique per manager instance, project and service."""
+        return f"flops-{self._instance}-{project_id}-{service}"
+
+    def _labels(self, spec: ServiceSpec, node: str) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_INSTANCE: self._instance,
+            LABEL_PROJECT: spec.project_id,
+            LABEL_SERVICE: spec.name,
+            LABEL_ROLE: spec.role.value,
+            LABEL_NODE: node,
+        }
+
+    def _mounts(self, spec: ServiceSpec, node: Node | None) -> tuple[list[Mount], dict[str, str]]:
+        mounts: list[Mount] = []
+        env: dict[str, str] = {}
+        if spec.role is ServiceRole.LEARNER and node is not None and node.data_dir:
+            Path(node.data_dir).mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(node.data_dir, node.data_dir, type="bind", read_only=True))
+        if spec.role is ServiceRole.BUILDER:
+            socket = socket_path(self._docker_host)
+            if socket is not None:
+                mounts.append(Mount(DOCKER_SOCKET_IN_CONTAINER, socket, type="bind"))
+                env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET_IN_CONTAINER}"
+            elif self._docker_host:
+                env["DOCKER_HOST"] = self._docker_host
+            if self._ca_bundle is not None:
+                mounts.append(Mount(CA_BUNDLE_IN_CONTAINER, self._ca_bundle, type="bind", read_only=True))
+                env["FLOPS_BUILD_CA_BUNDLE"] = CA_BUNDLE_IN_CONTAINER
+        return mounts, env
+
+    def _secret(self, name: str, spec: ServiceSpec) -> list[SecretReference]:
+        """The service's secrets as one Swarm secret (replacing one left by an earlier deployment)."""
+        self._remove_secret(name)
+        if not spec.secret_env:
+            return []
+        labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self._instance, LABEL_PROJECT: spec.project_id}
+        secret = self._client.secrets.create(name=name, data=json.dumps(spec.secret_env).encode(), labels=labels)
+        return [SecretReference(secret.id, name, filename=SECRET_ENV_FILE, mode=0o400)]
+
+    def _remove_secret(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._client.secrets.get(name).remove()
+
+    def _remove_stale(self, name: str) -> None:
+        """A service of the same name left by an earlier deployment (e.g. a manager restart) is removed."""
+        with contextlib.suppress(NotFound):
+            self._client.services.get(name).remove()
+
+    def deploy(self, spec: ServiceSpec, node: Node | None = None) -> ServiceHandle:
+        """Create a one-replica service on the host network, constrained by labels (and ``node``)."""
+        platform_role = spec.role in (ServiceRole.AGGREGATOR, ServiceRole.OBSERVER)
+        if node is None and not platform_role:
+            node = self.place(spec.placement)[0]
+        name = self.service_name(spec.project_id, spec.name)
+        image = spec.image or self._service_image
+        mounts, mount_env = self._mounts(spec, node)
+        placement = constraints(spec.placement, node)
+        if platform_role:
+            placement.append(f"node.id=={self._manager_node_id()}")
+        node_name = node.name if node is not None else "manager"
+        env = {**spec.env, **mount_env, "FLOPS_NODE": node_name}
+        if spec.secret_env:
+            env[SECRET_ENV_PATH] = f"/run/secrets/{SECRET_ENV_FILE}"
+        resources = spec.resources
+        self._remove_stale(name)
+        service = self._client.services.create(
+            image,
+            command=list(spec.command),
+            name=name,
+            env=[f"{k}={v}" for k, v in env.items()],
+            labels=self._labels(spec, node_name),
+            container_labels=self._labels(spec, node_name),
+            constraints=placement,
+            mounts=mounts,
+            networks=["host"],
+            mode=ServiceMode("replicated", replicas=1),
+            restart_policy=RestartPolicy(condition="none" if spec.one_shot else "on-failure", max_attempts=0),
+            resources=Resources(
+                cpu_limit=int(resources.vcpus * 1e9) if resources.vcpus else None,
+                mem_limit=resources.memory * 2**20 if resources.memory else None,
+            ),
+            secrets=self._secret(name, spec),
+            stop_grace_period=STOP_GRACE_NS,
+            workdir=spec.workdir,
+            init=True,
+        )
+        handle = ServiceHandle(
+            backend=self.name,
+            service_id=f"{spec.project_id}/{spec.name}",
+            name=spec.name,
+            role=spec.role,
+            node=node_name,
+            info={"service": service.id, "service_name": name, "image": image},
+        )
+        service_dir = self._services_dir / spec.project_id / spec.name
+        service_dir.mkdir(parents=True, exist_ok=True)
+        (service_dir / "swarm-service.json").write_text(handle.model_dump_json())
+        return handle
+
+    def _service(self, handle: ServiceHandle) -> Any | None:
+        try:
+            return self._client.services.get(handle.info["service"])
+        except NotFound:
+            return None
+
+    def status(self, handle: ServiceHandle) -> ServiceStatus:
+        """Running until its task ends (or cannot be scheduled); then the exit code; gone once removed."""
+        service = self._service(handle)
+        if service is None:
+            return ServiceStatus(state=ServiceState.GONE)
+        task = _latest_task(service)
+        if task is None:
+            return ServiceStatus(state=ServiceState.RUNNING)  # not scheduled yet
+        status = task.get("Status", {})
+        state = status.get("State", "")
+        if state in _TERMINAL or (state == "pending" and status.get("Err")):
+            return ServiceStatus(state=ServiceState.EXITED, exit_code=status.get("ContainerStatus", {}).get("ExitCode"))
+        return ServiceStatus(state=ServiceState.RUNNING)
+
+    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
+        """The service's output through the service API, then Swarm's word on its task if it failed."""
+        service = self._service(handle)
+        if service is None:
+            saved = self._services_dir / handle.service_id / "output.log"
+            text = saved.read_text(errors="replace") if saved.is_file() else ""
+            return "\n".join(text.splitlines()[-tail:]) if tail is not None else text
+        try:
+            chunks = service.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+            text = b"".join(chunks).decode(errors="replace")
+        except APIError:
+            text = ""
+        task = _latest_task(service)
+        if task is not None and task.get("Status", {}).get("Err"):
+            text += f"\nswarm: task {task['Status']['State']}: {task['Status']['Err']}"
+        return text
+
+    def undeploy(self, handle: ServiceHandle) -> None:
+        """Save the output, remove the service (Swarm stops its container) and its secret; idempotent."""
+        service = self._service(handle)
+        if service is not None:
+            with contextlib.suppress(APIError, OSError):
+                saved = self._services_dir / handle.service_id / "output.log"
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(self.logs(handle))
+            with contextlib.suppress(NotFound):
+                service.remove()
+        self._remove_secret(handle.info.get("service_name", ""))
+
+    def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
+        """Swarm services of this manager (of one project when given), from their labels."""
+        filters = [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self._instance}"]
+        if project_id is not None:
+            filters.append(f"{LABEL_PROJECT}={project_id}")
+        try:
+            services = self._client.services.list(filters={"label": filters})
+        except DockerException as exc:
+            log.warning("listing services failed: %s", exc)
+            return []
+        handles = []
+        for service in services:
+            labels = service.attrs["Spec"].get("Labels", {})
+            handles.append(
+                ServiceHandle(
+                    backend=self.name,
+                    service_id=f"{labels[LABEL_PROJECT]}/{labels[LABEL_SERVICE]}",
+                    name=labels[LABEL_SERVICE],
+                    role=ServiceRole(labels[LABEL_ROLE]),
+                    node=labels.get(LABEL_NODE, ""),
+                    info={"service": service.id, "service_name": service.name},
+                )
+            )
+        return handles

@@ -1,0 +1,167 @@
+"""digits_sklearn on a real one-node Docker Swarm: placement by node labels, a failing placement, no leftovers.
+
+The engine, registry and images come from the session's ``docker_engine``; ``deploy/start-swarm.sh``
+makes it a one-node swarm on 127.0.0.1 (link-local ``docker_gwbridge``, no ``ingress``) labelled
+``flops.image-builder`` and ``flops.learner``; the manager runs with ``FLOPS_ORCHESTRATOR=swarm``.
+``deploy/stop-swarm.sh`` undoes it, after which no private-range address and no bridge may remain.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from flops_manager.cli.client import FlopsClient
+from flops_manager.orchestrator.docker import LABEL_PROJECT
+from flops_manager.orchestrator.swarm import data_tag_label
+from flops_manager.suite.embedded import EmbeddedSuite
+from tests.e2e.conftest import example_sla, wait_final, wait_stage
+from tests.e2e.containers import DockerEngine, free_ports, interfaces, run_script, suite_on_engine
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+
+@dataclass
+class SwarmSetup:
+    """What the tests use."""
+
+    engine: DockerEngine
+    suite: EmbeddedSuite
+    admin: FlopsClient
+    node: str  # the swarm node's hostname
+
+
+def _cli(suite: EmbeddedSuite, *args: str) -> str:
+    env = {"FLOPS_API_URL": suite.api_url, "FLOPS_TOKEN": suite.admin_token(), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "flops_manager.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    return " ".join(out.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def swarm(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmSetup]:
+    """A one-node swarm on the session's engine and a suite whose manager deploys Swarm services."""
+    engine = docker_engine
+    env = {**engine.env, "DOCKER_HOST": engine.docker_host}
+    (listen_port,) = free_ports(1)
+    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-swarm-home"), "swarm")
+    try:
+        run_script("start-swarm.sh", "--listen-port", str(listen_port), env=env, timeout_s=120)
+        suite.up()
+        admin = FlopsClient(suite.api_url, suite.admin_token())
+        node = engine.client.info()["Name"]
+        yield SwarmSetup(engine, suite, admin, node)
+    finally:
+        try:
+            suite.down()
+        finally:
+            run_script("stop-swarm.sh", env=env, timeout_s=120)
+
+
+def _project_services(setup: SwarmSetup, project_id: str) -> list[Any]:
+    return list(setup.engine.client.services.list(filters={"label": f"{LABEL_PROJECT}={project_id}"}))
+
+
+def _project_containers(setup: SwarmSetup, project_id: str) -> list[Any]:
+    return list(setup.engine.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project_id}"}))
+
+
+def _assert_nothing_left(setup: SwarmSetup, project_id: str) -> None:
+    deadline = time.monotonic() + 30  # the observer goes a few seconds after the end; Swarm reaps containers
+    while (_project_services(setup, project_id) or _project_containers(setup, project_id)) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    assert [s.name for s in _project_services(setup, project_id)] == []
+    assert [c.name for c in _project_containers(setup, project_id)] == []
+    assert setup.engine.client.secrets.list(filters={"label": f"{LABEL_PROJECT}={project_id}"}) == []
+
+
+def test_nodes_and_capabilities_come_from_swarm_labels(swarm: SwarmSetup) -> None:
+    nodes = {n["name"]: n for n in swarm.admin.nodes()}
+    assert set(nodes) == {swarm.node}
+    assert sorted(nodes[swarm.node]["capabilities"]) == ["image-builder", "learner"]
+    assert nodes[swarm.node]["data_tags"] == []
+    # Mock data on a swarm node labels it with the data tag; `flops nodes` shows it.
+    swarm.admin.mock_data("digits", "digits", nodes=[swarm.node])
+    listed = _cli(swarm.suite, "nodes")
+    assert swarm.node in listed and "digits" in listed and "learner" in listed
+    labels = swarm.engine.client.nodes.get(swarm.node).attrs["Spec"]["Labels"]
+    assert labels[data_tag_label("digits")] == "true"
+
+
+@pytest.mark.timeout(900)
+def test_digits_project_runs_as_swarm_services_on_labelled_nodes(swarm: SwarmSetup) -> None:
+    accepted = swarm.admin.submit(example_sla(swarm.suite, "digits_sklearn", training_rounds=2))
+    project_id = accepted["project_id"]
+    training = wait_stage(swarm.admin, project_id, 5, timeout_s=600)
+    assert training["stage"] == 5, training.get("cause")
+
+    # While it trains: one Swarm service per learner, constrained to labelled nodes, on the host network.
+    services = {s.attrs["Spec"]["Labels"]["org.flops.service"]: s for s in _project_services(swarm, project_id)}
+    assert {"aggregator", "learner-0", "learner-1"} <= set(services), sorted(services)
+    for name in ("learner-0", "learner-1"):
+        spec = services[name].attrs["Spec"]
+        constraints = spec["TaskTemplate"]["Placement"]["Constraints"]
+        assert "node.labels.flops.learner==true" in constraints
+        assert "node.labels.flops.data-tag.digits==true" in constraints
+        assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "none"
+        networks = [swarm.engine.client.networks.get(n["Target"]).name for n in spec["TaskTemplate"]["Networks"]]
+        assert networks == ["host"]
+        tasks = services[name].tasks()
+        assert {swarm.engine.client.nodes.get(t["NodeID"]).attrs["Description"]["Hostname"] for t in tasks} == {
+            swarm.node
+        }
+
+    project = wait_final(swarm.admin, project_id, timeout_s=600)
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["rounds_completed"] == 2
+    assert project["final_metrics"]["accuracy"] >= 0.8
+    assert [s["stage"] for s in project["stages"]] == [1, 2, 3, 4, 5]  # the builder ran as a service too
+    services_dir = swarm.suite.home / "services" / project_id
+    for name in ("builder", "aggregator", "learner-0", "learner-1"):
+        assert '"backend":"swarm"' in (services_dir / name / "swarm-service.json").read_text(), name
+    assert "loaded" in (services_dir / "learner-0" / "output.log").read_text()  # logs from the service API
+    _assert_nothing_left(swarm, project_id)
+
+
+@pytest.mark.timeout(300)
+def test_removed_data_label_fails_placement_at_stage_4(swarm: SwarmSetup) -> None:
+    env = {**swarm.engine.env, "DOCKER_HOST": swarm.engine.docker_host}
+    run_script("label-swarm-node.sh", "self", "--remove", data_tag_label("digits"), env=env, timeout_s=60)
+    try:
+        accepted = swarm.admin.submit(example_sla(swarm.suite, "digits_sklearn", training_rounds=1))
+        project = wait_final(swarm.admin, accepted["project_id"], timeout_s=240)
+    finally:
+        run_script("label-swarm-node.sh", "self", "--add", data_tag_label("digits"), env=env, timeout_s=60)
+    assert project["status"] == "failed"
+    assert project["stage"] == 4
+    assert "cannot place learners" in project["cause"] and "digits" in project["cause"], project["cause"]
+    assert "digits" in _cli(swarm.suite, "status", project["id"])
+    assert "digits" in swarm.admin.timeline(project["id"])
+    _assert_nothing_left(swarm, project["id"])
+
+
+def test_swarm_leaves_no_bridge_and_no_private_address(swarm: SwarmSetup) -> None:
+    engine = swarm.engine
+    _, private = interfaces()
+    assert sorted(set(private) - set(engine.private_before)) == [], "private-range address while in the swarm"
+    assert "ingress" not in {n.name for n in engine.client.networks.list()}
+    env = {**engine.env, "DOCKER_HOST": engine.docker_host}
+    run_script("stop-swarm.sh", env=env, timeout_s=120)  # the fixture's teardown runs it again: idempotent
+    names, private = interfaces()
+    assert sorted(set(private) - set(engine.private_before)) == []
+    assert names - engine.interfaces_before == set(), "an interface outlived the swarm"
+    assert {n.name for n in engine.client.networks.list()} <= {"host", "none"}
