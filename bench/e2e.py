@@ -48,7 +48,7 @@ def run_project(client: FlopsClient, suite: EmbeddedSuite, example: str, **train
 
 def cold_and_warm(suite: EmbeddedSuite, client: FlopsClient, home: Path) -> dict[str, Any]:
     """P1 (fresh registry) then P2 (same SLA again, images cached)."""
-    client.mock_data("digits", "digits")
+    client.mock_data("digits", "digits", nodes=["learner-0", "learner-1"])
     cold = run_project(client, suite, "digits_sklearn")
     warm = run_project(client, suite, "digits_sklearn")
     return {"P1_cold": cold, "P2_warm": warm}

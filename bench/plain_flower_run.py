@@ -20,8 +20,22 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_plain_flower(env_dir: Path, repo_dir: Path, data_dirs: list[Path], rounds: int, work: Path) -> dict[str, Any]:
-    """SuperLink + one SuperNode per data dir + ``flwr run``; wall time from submit to finished."""
+def run_plain_flower(
+    env_dir: Path,
+    repo_dir: Path,
+    data_dirs: list[Path],
+    rounds: int,
+    work: Path,
+    warm: bool = False,
+    fast_poll: bool = False,
+) -> dict[str, Any]:
+    """SuperLink + one SuperNode per data dir + ``flwr run``; wall time from submit to finished.
+
+    ``warm``: each SuperNode in ``--isolation process`` mode with FLOps' warm SuperExec
+    (:mod:`fl_actors.clientapp_executor`) instead of Flower's, all else equal. ``fast_poll``
+    (experiment): SuperNodes whose hard-coded 3 s idle poll is cut to 0.5 s
+    (:mod:`bench.supernode_fast_poll`).
+    """
     app = work / "app"
     shutil.copytree(HERE / "plain_flower", app, dirs_exist_ok=True)
     for name in ("model_manager.py", "data_manager.py"):
@@ -52,27 +66,53 @@ def run_plain_flower(env_dir: Path, repo_dir: Path, data_dirs: list[Path], round
             )
         )
         for i, data_dir in enumerate(data_dirs):
+            runtime_port = _port()
+            node_env = {**base_env, "FLWR_HOME": str(work / f"flwr-node{i}"), "FLOPS_DATA_DIR": str(data_dir)}
             procs.append(
                 subprocess.Popen(
                     [
-                        str(bin_dir / "flower-supernode"),
+                        *(
+                            [str(bin_dir / "python"), "-m", "bench.supernode_fast_poll"]
+                            if fast_poll
+                            else [str(bin_dir / "flower-supernode")]
+                        ),
                         "--insecure",
                         "--superlink",
                         f"127.0.0.1:{link_port}",
                         "--host",
                         "127.0.0.1",
                         "--port",
-                        str(_port()),
+                        str(runtime_port),
                         "--node-config",
                         f"idx={i}",
+                        *(["--isolation", "process"] if warm else []),
                     ],
-                    env={**base_env, "FLWR_HOME": str(work / f"flwr-node{i}"), "FLOPS_DATA_DIR": str(data_dir)},
+                    env={**node_env, "PYTHONPATH": str(HERE.parent)} if fast_poll else node_env,
                     cwd=work,
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
                 )
             )
+            if warm:
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            str(bin_dir / "python"),
+                            "-m",
+                            "fl_actors.clientapp_executor",
+                            "--runtime-api-address",
+                            f"127.0.0.1:{runtime_port}",
+                            "--preload-app-dir",
+                            str(app),
+                        ],
+                        env=node_env,
+                        cwd=work,
+                        stdout=log,
+                        stderr=log,
+                        start_new_session=True,
+                    )
+                )
         cli_home = work / "flwr-cli"
         cli_home.mkdir(parents=True, exist_ok=True)
         (cli_home / "config.toml").write_text(
@@ -117,7 +157,14 @@ def run_plain_flower(env_dir: Path, repo_dir: Path, data_dirs: list[Path], round
             runs = json.loads(listed.stdout).get("runs", []) if listed.returncode == 0 else []
             status = runs[0]["status"] if runs else ""
         wall = time.perf_counter() - started
-        return {"status": status, "wall_s": round(wall, 2), "rounds": rounds, "learners": len(data_dirs)}
+        return {
+            "status": status,
+            "wall_s": round(wall, 2),
+            "rounds": rounds,
+            "learners": len(data_dirs),
+            "clientapps": "warm (FLOps SuperExec)" if warm else "Flower SuperExec",
+            "supernode_idle_poll_s": 0.5 if fast_poll else 3.0,
+        }
     finally:
         for proc in procs:
             with __import__("contextlib").suppress(ProcessLookupError):

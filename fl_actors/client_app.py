@@ -5,6 +5,8 @@ Learners carry no MLflow: nothing here (or imported from here) may import it.
 
 from __future__ import annotations
 
+import time
+
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -34,6 +36,7 @@ def train(msg: Message, context: Context) -> Message:
     With ``eval-global`` in the config the received (global) model is evaluated first and the
     result rides along in the reply, so the server needs no separate evaluate round trip.
     """
+    started = time.perf_counter()
     manager = _prepared_manager(msg)
     metrics: dict[str, int | float | list[int] | list[float]] = {}
     if bool(_config(msg).get(rk.EVAL_GLOBAL, False)):
@@ -45,6 +48,7 @@ def train(msg: Message, context: Context) -> Message:
     metrics[rk.NUM_EXAMPLES] = samples
     if train_loss is not None:
         metrics[rk.TRAIN_LOSS] = train_loss
+    metrics[rk.COMPUTE_S] = time.perf_counter() - started
     content = RecordDict(
         {
             rk.ARRAYS: ArrayRecord(manager.get_model_parameters()),
@@ -57,7 +61,15 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the received model on local test data; reply with loss, accuracy, samples."""
+    started = time.perf_counter()
     manager = _prepared_manager(msg)
     loss, accuracy, n_eval = manager.evaluate_model()
-    metrics = MetricRecord({rk.EVAL_LOSS: float(loss), rk.EVAL_ACCURACY: float(accuracy), rk.NUM_EXAMPLES: int(n_eval)})
+    metrics = MetricRecord(
+        {
+            rk.EVAL_LOSS: float(loss),
+            rk.EVAL_ACCURACY: float(accuracy),
+            rk.NUM_EXAMPLES: int(n_eval),
+            rk.COMPUTE_S: time.perf_counter() - started,
+        }
+    )
     return Message(content=RecordDict({rk.METRICS: metrics}), reply_to=msg)

@@ -5,6 +5,10 @@ repo's ``DataManager`` (``FLOPS_DATA_DIR`` = ``job.data_dir``) *before* connecti
 LEARNER_READY (``data.samples``) or LEARNER_FAILED with the cause, then runs
 ``flower-supernode`` until it ends or this process is stopped. SIGTERM stops the SuperNode and
 every ClientApp process it started. Learners carry no MLflow.
+
+The SuperNode runs in ``--isolation process`` mode next to FLOps' own SuperExec
+(:mod:`fl_actors.clientapp_executor`), which forks each ClientApp process from a warm process
+instead of starting and importing a fresh interpreter per message (``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from fl_actors import env, ml_repo, processes, signals
+from fl_actors import clientapp_executor, env, ml_repo, processes, signals
 from fl_actors.diagnostics import error_summary
 from fl_actors.flower_cli import executable
 from fl_actors.reporting import EventReporter
@@ -41,8 +45,17 @@ def load_data(job: LearnerJob) -> dict[str, int]:
     return counts
 
 
-def supernode_argv(job: LearnerJob) -> list[str]:
+WARM_CLIENTAPPS = True  # False: Flower's own SuperExec, one fresh interpreter per message
+
+
+def runtime_api_address(job: LearnerJob) -> str:
+    """Where the SuperNode serves its Runtime API (for the SuperExec)."""
+    return f"127.0.0.1:{job.supernode_port}"
+
+
+def supernode_argv(job: LearnerJob, warm: bool = WARM_CLIENTAPPS) -> list[str]:
     """The SuperNode command line: insecure link, own Runtime API port, no run-time installs."""
+    isolation = ["--isolation", "process"] if warm else []
     return [
         executable("flower-supernode"),
         "--insecure",
@@ -54,6 +67,7 @@ def supernode_argv(job: LearnerJob) -> list[str]:
         str(job.supernode_port),
         "--node-config",
         f"learner-index={job.learner_index}",
+        *isolation,
     ]
 
 
@@ -81,10 +95,17 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
         {"learner_index": job.learner_index, **counts},
     )
     supernode: subprocess.Popen[bytes] | None = None
+    executor: subprocess.Popen[bytes] | None = None
     try:
-        supernode, tail = processes.spawn_logged(
-            supernode_argv(job), supernode_env(job, workdir / "flwr-home"), workdir, prefix="[supernode] "
-        )
+        flower_env = supernode_env(job, workdir / "flwr-home")
+        supernode, tail = processes.spawn_logged(supernode_argv(job), flower_env, workdir, prefix="[supernode] ")
+        if WARM_CLIENTAPPS:
+            executor, _ = processes.spawn_logged(
+                clientapp_executor.argv(runtime_api_address(job), job.app_dir),
+                flower_env,
+                workdir,
+                prefix="[superexec] ",
+            )
         code = supernode.wait()
         tail.join()
         if code != 0:
@@ -100,6 +121,8 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
     finally:
         if supernode is not None:
             processes.stop_tree(supernode)
+        if executor is not None:
+            processes.stop_tree(executor)
 
 
 def main() -> int:

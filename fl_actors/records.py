@@ -18,3 +18,7 @@ GLOBAL_EVAL_LOSS = "global-eval-loss"
 GLOBAL_EVAL_ACCURACY = "global-eval-accuracy"
 GLOBAL_EVAL_EXAMPLES = "global-eval-num-examples"
 GLOBAL_EVAL_KEYS = (GLOBAL_EVAL_LOSS, GLOBAL_EVAL_ACCURACY, GLOBAL_EVAL_EXAMPLES)
+
+# Seconds a learner's ClientApp spent in the user's code for one message (loading its data,
+# evaluating, fitting): the round time beyond it is FLOps' and Flower's overhead.
+COMPUTE_S = "compute-s"

@@ -130,6 +130,18 @@ def _weighted(replies: list[Message], keys: dict[str, str], weight_key: str) -> 
     return {name: value / total for name, value in sums.items()}
 
 
+def _slowest_compute(replies: list[Message]) -> float:
+    """The longest time a learner spent in the user's code for these replies (0 if none said)."""
+    slowest = 0.0
+    for msg in replies:
+        if msg.has_error():
+            continue
+        for record in msg.content.metric_records.values():
+            if rk.COMPUTE_S in record:
+                slowest = max(slowest, float(record[rk.COMPUTE_S]))  # type: ignore[arg-type]
+    return slowest
+
+
 def _eval_from_record(record: MetricRecord | None) -> dict[str, float]:
     if record is None:
         return {}
@@ -188,14 +200,18 @@ def run_rounds(
             seconds=0.0,
             metrics=_train_from_record(train_metrics),
         )
+        compute_s = _slowest_compute(valid)
         if settings.evaluate and (not merged or server_round == settings.rounds):
             eval_messages = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(), grid))
             eval_replies = send_and_receive(grid, eval_messages, settings.round_timeout_s, settings.poll_interval_s)
             if eval_messages and not any(not msg.has_error() for msg in eval_replies):
                 raise TrainingError(_describe_failures(server_round, "evaluation", len(eval_messages), eval_replies))
             report.metrics.update(_eval_from_record(strategy.aggregate_evaluate(server_round, eval_replies)))
+            compute_s += _slowest_compute(eval_replies)
         report.seconds = time.monotonic() - started
         report.metrics["round_time_s"] = report.seconds
+        # the slowest learner's time in the user's code: the rest of round_time_s is overhead
+        report.metrics["client_compute_s"] = compute_s
         report.metrics["clients_replied"] = float(report.train_replies)
         if merged and server_round < settings.rounds:
             waiting = report

@@ -45,7 +45,14 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=settings.api_access_log,
+        proxy_headers=False,  # served on its own address; X-Forwarded-* parsing costs every request
+    )
 
 
 if __name__ == "__main__":

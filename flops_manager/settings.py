@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("var"), description="State: registry, node data, service dirs, logs")
     api_host: str = "127.0.0.1"
     api_port: int = 8081
+    api_access_log: bool = Field(default=False, description="Log every API request (costs ~10% of read throughput)")
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883

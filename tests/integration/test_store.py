@@ -71,3 +71,38 @@ def test_tokens_are_found_by_hash_only(store: ProjectStore) -> None:
     assert record is not None
     assert (record["token_hash"], record["customer_id"], record["admin"]) == ("h1", "alice", False)
     assert store.find_token("other") is None
+
+
+def test_project_views_follow_every_write_and_a_fresh_store_reads_them(store: ProjectStore) -> None:
+    alice = _project("alice")
+    store.insert_project(alice)
+    view = store.cached_view(alice.id)
+    assert view is not None and view.customer_id == "alice"
+    assert Project.model_validate_json(view.json) == alice
+
+    alice.cause = "changed"
+    store.save_project(alice)
+    view = store.cached_view(alice.id)
+    assert view is not None and Project.model_validate_json(view.json).cause == "changed"
+
+    # another store on the same database (a restarted manager) reads the document once
+    fresh = ProjectStore(store._db)
+    assert fresh.cached_view(alice.id) is None
+    again = fresh.project_view(alice.id)
+    assert again is not None and again.json == view.json
+    assert fresh.cached_view(alice.id) is again
+    assert fresh.project_view("nope") is None
+
+    store.delete_all()
+    assert store.cached_view(alice.id) is None
+
+
+def test_an_older_read_never_replaces_a_newer_view(store: ProjectStore) -> None:
+    alice = _project("alice")
+    store.insert_project(alice)
+    stale = alice.model_copy(deep=True)
+    alice.cause = "newer"
+    store.save_project(alice)
+    store._remember(stale)  # a read that loaded the document before the save finished
+    view = store.cached_view(alice.id)
+    assert view is not None and Project.model_validate_json(view.json).cause == "newer"

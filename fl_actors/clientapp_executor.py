@@ -1,0 +1,168 @@
+"""FLOps' SuperExec for a learner (``python -m fl_actors.clientapp_executor``): warm ClientApp processes.
+
+Flower's own SuperExec starts one ``flwr-clientapp`` process per message, and each spends seconds
+importing Flower, numpy and the ML framework before it trains for a fraction of a second. With the
+SuperNode in ``--isolation process`` mode the SuperExec is ours to run (Flower's documented way to
+place ClientApps elsewhere): this one imports all of that **once**, then, for every task it
+acquires from the SuperNode's Runtime API, ``fork()``\\ s a child that runs Flower's own
+``run_clientapp`` with the task's token. Each message still runs in its own short-lived process,
+exactly as with Flower's executor (fresh state, a crash only fails that message, the token protocol
+and the app loading are Flower's), only without the imports.
+
+What is preloaded: Flower's ClientApp runtime, FLOps' ClientApp and the third-party modules the
+repo's ``model_manager`` imports. The repo's own modules are imported to find those and then
+forgotten, so each child loads the user's code from the FAB Flower installed for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("fl_actors.clientapp_executor")
+
+POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"  # the same variable Flower's SuperExec reads
+DEFAULT_POLL_S = 0.2
+
+
+def preload(app_dir: str | None) -> list[str]:
+    """Import what every ClientApp process needs; return the names of the repo modules imported."""
+    importlib.import_module("flwr.supernode.runtime.run_clientapp")
+    importlib.import_module("flwr.clientapp")
+    importlib.import_module("fl_actors.client_app")
+    if not app_dir:
+        return []
+    repo = Path(app_dir).resolve()
+    sys.path.insert(0, str(repo))
+    try:
+        importlib.import_module("model_manager")
+    except Exception as exc:  # the child reports the real error to the server; only warm less
+        log.warning("could not preload the repo's model_manager (%s: %s)", type(exc).__name__, exc)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(repo))
+    return forget_modules_under(repo)
+
+
+def forget_modules_under(directory: Path) -> list[str]:
+    """Drop modules loaded from ``directory`` (the user's code) from ``sys.modules``."""
+    gone = []
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if origin and Path(origin).resolve().is_relative_to(directory):
+            del sys.modules[name]
+            gone.append(name)
+    return gone
+
+
+def _run_child(runtime_api_address: str, token: str, parent_pid: int) -> None:
+    """In the forked child: run one ClientApp task with Flower's own runtime, then exit."""
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+        run_clientapp(runtime_api_address=runtime_api_address, token=token, insecure=True, parent_pid=parent_pid)
+        code = 0
+    except SystemExit as exc:  # flwr_exit ends every task with sys.exit
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        log.exception("ClientApp task failed")
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _reap() -> None:
+    """Collect finished children."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def serve(runtime_api_address: str, poll_s: float, parent_pid: int | None) -> None:
+    """Acquire ClientApp tasks from the SuperNode and fork a warm child for each, until stopped."""
+    from flwr.proto.runtime_pb2 import AcquireTaskRequest
+    from flwr.supercore.constant import TaskType
+    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+    from flwr.supercore.retry import make_simple_http_retry_invoker
+    from flwr.supercore.runtime import RuntimeHttpClient
+
+    client = RuntimeHttpClient.from_server_address(
+        server_address=runtime_api_address,
+        insecure=True,
+        root_certificates=None,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+        retry_invoker=make_simple_http_retry_invoker(),
+    )
+    request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP.value])
+    try:
+        while True:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                log.info("the learner is gone; stopping")
+                return
+            _reap()
+            try:
+                answer = client.AcquireTask(request)
+            except Exception as exc:  # the SuperNode is starting or going away: try again
+                log.debug("AcquireTask failed: %s", exc)
+                time.sleep(max(poll_s, 0.5))
+                continue
+            if answer.HasField("task") and answer.token:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                if os.fork() == 0:
+                    _run_child(runtime_api_address, answer.token, os.getppid())
+                continue  # more tasks may be waiting: ask again at once
+            time.sleep(poll_s)
+    finally:
+        client.close()
+
+
+def argv(runtime_api_address: str, app_dir: str | None) -> list[str]:
+    """The command line that starts this executor with the current interpreter."""
+    command = [sys.executable, "-m", "fl_actors.clientapp_executor", "--runtime-api-address", runtime_api_address]
+    if app_dir:
+        command += ["--preload-app-dir", app_dir]
+    return [*command, "--parent-pid", str(os.getpid())]
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point: preload, then serve tasks until SIGTERM or the parent ends."""
+    parser = argparse.ArgumentParser(description="FLOps SuperExec: warm, forked ClientApp processes")
+    parser.add_argument("--runtime-api-address", required=True)
+    parser.add_argument("--preload-app-dir", default=None)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    opts = parser.parse_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Runtime API call otherwise
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    started = time.monotonic()
+    forgotten = preload(opts.preload_app_dir)
+    log.info(
+        "preloaded in %.1f s (repo modules left to each task: %s)",
+        time.monotonic() - started,
+        ", ".join(sorted(forgotten)) or "none",
+    )
+    poll_s = float(os.environ.get(POLL_ENV) or DEFAULT_POLL_S)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(opts.runtime_api_address, poll_s, opts.parent_pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

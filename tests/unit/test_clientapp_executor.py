@@ -1,0 +1,54 @@
+"""FLOps' warm SuperExec: what it preloads, what it forgets, how the learner starts it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from fl_actors import clientapp_executor
+
+
+def test_repo_modules_are_forgotten_and_their_dependencies_kept(tmp_path: Path) -> None:
+    (tmp_path / "model_manager.py").write_text("import json\nimport data_manager\n")
+    (tmp_path / "data_manager.py").write_text("import csv\n")
+    code = (
+        "import sys\n"
+        "from fl_actors.clientapp_executor import preload\n"
+        f"gone = preload({str(tmp_path)!r})\n"
+        "assert sorted(gone) == ['data_manager', 'model_manager'], gone\n"
+        "assert 'model_manager' not in sys.modules and 'csv' in sys.modules\n"
+        "assert 'fl_actors.client_app' in sys.modules and 'flwr.clientapp' in sys.modules\n"
+        f"assert {str(tmp_path)!r} not in sys.path\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_repo_that_cannot_be_imported_only_warms_less(tmp_path: Path) -> None:
+    (tmp_path / "model_manager.py").write_text("raise RuntimeError('no import-time work please')\n")
+    code = f"from fl_actors.clientapp_executor import preload\nprint(preload({str(tmp_path)!r}))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "could not preload" in done.stderr
+
+
+def test_learner_runs_its_supernode_with_process_isolation_next_to_the_executor(tmp_path: Path) -> None:
+    from fl_actors.learner import runtime_api_address, supernode_argv
+    from flops_common.jobs import BusConfig, LearnerJob
+
+    job = LearnerJob(
+        project_id="p",
+        bus=BusConfig(host="127.0.0.1", port=1883),
+        learner_index=0,
+        app_dir=str(tmp_path),
+        superlink_address="127.0.0.1:9000",
+        supernode_port=9100,
+        data_dir=str(tmp_path),
+    )
+    argv = supernode_argv(job)
+    assert argv[argv.index("--isolation") + 1] == "process"
+    assert "--isolation" not in supernode_argv(job, warm=False)
+    command = clientapp_executor.argv(runtime_api_address(job), job.app_dir)
+    assert command[command.index("--runtime-api-address") + 1] == "127.0.0.1:9100"
+    assert command[command.index("--preload-app-dir") + 1] == str(tmp_path)
