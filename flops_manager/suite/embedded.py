@@ -8,6 +8,7 @@ MLflow and the manager only through their environment, never a command line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -150,9 +151,10 @@ class EmbeddedSuite:
         """The admin token, created on first use."""
         if not self.admin_token_file.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.admin_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):  # another thread made it first
+                fd = os.open(self.admin_token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(32))
         return self.admin_token_file.read_text().strip()
 
     def manager_env(self) -> dict[str, str]:
@@ -278,6 +280,7 @@ class EmbeddedSuite:
         if self.auth:
             self._write_mlflow_auth_config()
         publish_examples(PROJECT_ROOT / "examples" / "ml_repos", self.home / "example-repos")
+        self.admin_token()  # made once here: the threads below all read it
         # Start them side by side: MLflow alone takes seconds to import and migrate its database.
         with ThreadPoolExecutor(max_workers=4) as pool:
             for started in [pool.submit(self.start_service, n) for n in ("broker", "store", "git", "mlflow")]:

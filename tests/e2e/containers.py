@@ -115,8 +115,13 @@ def start_engine(state: Path) -> Iterator[DockerEngine]:
                 run_script("stop-docker.sh", str(state), env=env, timeout_s=120)
 
 
-def suite_on_engine(engine: DockerEngine, home: Path, orchestrator: str, **extra_env: str) -> EmbeddedSuite:
-    """An embedded suite (own ports and home) whose manager deploys through ``orchestrator`` on the engine."""
+def suite_on_engine(
+    engine: DockerEngine, home: Path, orchestrator: str, auth: bool = False, **extra_env: str
+) -> EmbeddedSuite:
+    """An embedded suite (own ports and home) whose manager deploys through ``orchestrator`` on the engine.
+
+    With ``auth`` the broker and MLflow require the suite's generated credentials.
+    """
     broker, store, mlflow, git, api = free_ports(5)
     return EmbeddedSuite(
         home,
@@ -131,4 +136,5 @@ def suite_on_engine(engine: DockerEngine, home: Path, orchestrator: str, **extra
             "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
             **extra_env,
         },
+        auth=auth,
     )

@@ -3,11 +3,13 @@
 The engine, registry and images come from the session's ``docker_engine``; ``deploy/start-swarm.sh``
 makes it a one-node swarm on 127.0.0.1 (link-local ``docker_gwbridge``, no ``ingress``) labelled
 ``flops.image-builder`` and ``flops.learner``; the manager runs with ``FLOPS_ORCHESTRATOR=swarm``.
+The broker and MLflow require credentials, which services get as Swarm secrets (never in a spec).
 ``deploy/stop-swarm.sh`` undoes it, after which no private-range address and no bridge may remain.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -56,7 +58,8 @@ def swarm(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory)
     engine = docker_engine
     env = {**engine.env, "DOCKER_HOST": engine.docker_host}
     (listen_port,) = free_ports(1)
-    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-swarm-home"), "swarm")
+    # Authenticated broker and MLflow: their passwords must reach services as Swarm secrets only.
+    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-swarm-home"), "swarm", auth=True)
     try:
         run_script("start-swarm.sh", "--listen-port", str(listen_port), env=env, timeout_s=120)
         suite.up()
@@ -124,6 +127,16 @@ def test_digits_project_runs_as_swarm_services_on_labelled_nodes(swarm: SwarmSet
         assert {swarm.engine.client.nodes.get(t["NodeID"]).attrs["Description"]["Hostname"] for t in tasks} == {
             swarm.node
         }
+
+    # The passwords are in no service spec and no container's configuration, only in Swarm secrets.
+    creds = swarm.suite.credentials()
+    passwords = [creds.mqtt_password.get_secret_value(), creds.mlflow_password.get_secret_value()]
+    inspected = json.dumps([s.attrs for s in services.values()])
+    inspected += json.dumps([c.attrs for c in _project_containers(swarm, project_id)])
+    assert not [p for p in passwords if p in inspected]
+    secrets = swarm.engine.client.secrets.list(filters={"label": f"{LABEL_PROJECT}={project_id}"})
+    assert len(secrets) >= 3  # aggregator and learners (their broker and MLflow credentials)
+    assert "Data" not in json.dumps([s.attrs for s in secrets])  # the engine never gives a secret back
 
     project = wait_final(swarm.admin, project_id, timeout_s=600)
     assert project["status"] == "succeeded", project.get("cause")
