@@ -18,6 +18,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -51,6 +52,38 @@ WARM_CLIENTAPPS = True  # False: Flower's own SuperExec, one fresh interpreter p
 def runtime_api_address(job: LearnerJob) -> str:
     """Where the SuperNode serves its Runtime API (for the SuperExec)."""
     return f"127.0.0.1:{job.supernode_port}"
+
+
+def is_listening(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> bool:
+    """Whether a socket listens on ``port``, read from the kernel's tables: no connection is made.
+
+    Probing a port nobody listens on yet by connecting to it can, on loopback, connect the socket
+    to itself (its ephemeral source port drawn equal to the target) and so occupy the very port
+    the SuperNode is about to bind.
+    """
+    wanted = f"{port:04X}"
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A" and fields[1].rsplit(":", 1)[-1] == wanted:
+                return True
+    return False
+
+
+def wait_until_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 300.0) -> bool:
+    """Wait until ``port`` is listened on; ``False`` if ``proc`` ended or the time ran out first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_listening(port):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def supernode_argv(job: LearnerJob, warm: bool = WARM_CLIENTAPPS) -> list[str]:
@@ -99,7 +132,8 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
     try:
         flower_env = supernode_env(job, workdir / "flwr-home")
         supernode, tail = processes.spawn_logged(supernode_argv(job), flower_env, workdir, prefix="[supernode] ")
-        if WARM_CLIENTAPPS:
+        # Like Flower's own SuperExec, ours starts once the SuperNode's Runtime API serves.
+        if WARM_CLIENTAPPS and wait_until_listening(job.supernode_port, supernode):
             executor, _ = processes.spawn_logged(
                 clientapp_executor.argv(runtime_api_address(job), job.app_dir),
                 flower_env,

@@ -52,3 +52,24 @@ def test_learner_runs_its_supernode_with_process_isolation_next_to_the_executor(
     command = clientapp_executor.argv(runtime_api_address(job), job.app_dir)
     assert command[command.index("--runtime-api-address") + 1] == "127.0.0.1:9100"
     assert command[command.index("--preload-app-dir") + 1] == str(tmp_path)
+
+
+def test_listening_ports_are_read_from_the_kernel_tables(tmp_path: Path) -> None:
+    import socket
+
+    from fl_actors.learner import is_listening
+
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue\n"
+        "   0: 0100007F:D9EB 00000000:0000 0A 00000000:00000000\n"
+        "   1: 0100007F:1F90 0100007F:D9EC 01 00000000:00000000\n"
+    )
+    assert is_listening(0xD9EB, (str(table),))
+    assert not is_listening(0x1F90, (str(table),))  # connected, not listening
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        assert not is_listening(port)
+        server.listen()
+        assert is_listening(port)
