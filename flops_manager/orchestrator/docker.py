@@ -7,7 +7,8 @@ folder is bind-mounted read-only into its container at the same path. Containers
 * use the host's network (the engine runs without a bridge) and talk to 127.0.0.1 only;
 * carry labels ``org.flops.{managed,instance,project,service,role,node}`` (``list_services`` filters on them;
   ``instance`` keeps two managers on one engine apart);
-* get memory (MB) and vCPU limits from ``ServiceSpec.resources``; secrets only in their environment;
+* get memory (MB) and vCPU limits from ``ServiceSpec.resources``; secrets in a 0600 file mounted read-only
+  (``flops_common.secret_env``), never in the container's configuration;
 * run ``spec.image``, or the platform's service image for the builder and the observer. The builder also
   gets the engine's socket (it builds and pushes images) and, if configured, the host's CA bundle.
 
@@ -19,13 +20,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from flops_common.secret_env import SECRET_ENV_FILE, SECRET_ENV_PATH
 from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
     CAP_LEARNER,
@@ -48,6 +52,7 @@ LABEL_ROLE = "org.flops.role"
 LABEL_NODE = "org.flops.node"
 DOCKER_SOCKET_IN_CONTAINER = "/var/run/docker.sock"
 CA_BUNDLE_IN_CONTAINER = "/etc/flops/ca-bundle.crt"
+SECRET_ENV_IN_CONTAINER = f"/run/secrets/{SECRET_ENV_FILE}"
 STOP_TIMEOUT_S = 10
 
 
@@ -156,6 +161,19 @@ class DockerOrchestrator(Orchestrator):
                 env["FLOPS_BUILD_CA_BUNDLE"] = CA_BUNDLE_IN_CONTAINER
         return volumes, env
 
+    def _secret_env_file(self, service_id: str) -> Path:
+        return self._services_dir / service_id / "secret-env.json"
+
+    def _write_secret_env(self, spec: ServiceSpec) -> Path:
+        """The service's secrets in a 0600 file to mount, so that ``docker inspect`` never shows them."""
+        path = self._secret_env_file(f"{spec.project_id}/{spec.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(spec.secret_env, handle)
+        return path
+
     def _remove_stale(self, name: str) -> None:
         """A container of the same name left by an earlier deployment (e.g. a manager restart) is removed."""
         with contextlib.suppress(NotFound):
@@ -167,7 +185,10 @@ class DockerOrchestrator(Orchestrator):
         name = self.container_name(spec.project_id, spec.name)
         image = spec.image or self._service_image
         volumes, mount_env = self._mounts(spec, node)
-        environment = {**spec.env, **mount_env, **spec.secret_env, "FLOPS_NODE": node.name}
+        environment = {**spec.env, **mount_env, "FLOPS_NODE": node.name}
+        if spec.secret_env:
+            volumes[str(self._write_secret_env(spec))] = {"bind": SECRET_ENV_IN_CONTAINER, "mode": "ro"}
+            environment[SECRET_ENV_PATH] = SECRET_ENV_IN_CONTAINER
         resources = spec.resources
         limits: dict[str, Any] = {}
         if resources.memory:
@@ -239,6 +260,7 @@ class DockerOrchestrator(Orchestrator):
         """Save the output, stop (SIGTERM, SIGKILL after a grace period) and remove; idempotent."""
         container = self._container(handle)
         if container is None:
+            self._secret_env_file(handle.service_id).unlink(missing_ok=True)
             return
         with contextlib.suppress(APIError):
             if container.status == "running":
@@ -249,6 +271,7 @@ class DockerOrchestrator(Orchestrator):
             saved.write_bytes(container.logs(stdout=True, stderr=True))
         with contextlib.suppress(NotFound):
             container.remove(force=True)
+        self._secret_env_file(handle.service_id).unlink(missing_ok=True)
 
     def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
         """Containers of this manager (of one project when given), from their labels."""

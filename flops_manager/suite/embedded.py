@@ -18,12 +18,16 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
 from flops_manager.suite.example_repos import publish_examples
 from flops_manager.suite.processes import ManagedProcess, port_open
+
+if TYPE_CHECKING:
+    from flops_manager.orchestrator.base import Orchestrator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -350,14 +354,26 @@ class EmbeddedSuite:
     def down(self) -> None:
         """Stop the manager first (projects' services keep their own groups), then the rest."""
         self._processes()["manager"].stop()
-        from flops_manager.orchestrator.local import LocalOrchestrator
-
         # Services of projects the manager no longer watches must not outlive the suite.
-        local = LocalOrchestrator(self.home / "nodes", self.home / "services", 0, 0)
-        for handle in local.list_services():
-            local.undeploy(handle)
+        for backend in self._service_backends():
+            for handle in backend.list_services():
+                backend.undeploy(handle)
         for name in ("git", "mlflow", "store", "broker"):
             self._processes()[name].stop()
+
+    def _service_backends(self) -> list[Orchestrator]:
+        """The local backend, and the manager's configured one (containers or Swarm services) if another."""
+        from flops_manager.components import make_orchestrator
+        from flops_manager.orchestrator.local import LocalOrchestrator
+        from flops_manager.settings import Settings
+
+        backends: list[Orchestrator] = [LocalOrchestrator(self.home / "nodes", self.home / "services", 0, 0)]
+        env = {**os.environ, **self.manager_env()}
+        name = env.get("FLOPS_ORCHESTRATOR", "local")
+        if name != "local":
+            docker_host = env.get("FLOPS_DOCKER_HOST") or env.get("DOCKER_HOST")
+            backends.append(make_orchestrator(Settings(home=self.home, orchestrator=name, docker_host=docker_host)))
+        return backends
 
     def status(self) -> dict[str, int | None]:
         """Each service's PID, None when stopped."""

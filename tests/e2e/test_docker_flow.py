@@ -50,10 +50,11 @@ class DockerSetup:
 def containers(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerSetup]:
     """A suite whose manager runs every service as a container on the session's engine."""
     engine = docker_engine
-    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-docker-home"), "docker")
+    # Authenticated broker and MLflow: their passwords reach containers in a mounted file only.
+    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-docker-home"), "docker", auth=True)
     try:
         suite.up()
-        admin = FlopsClient(suite.api_url, suite.admin_token())
+        admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
         admin.mock_data("digits", "digits", nodes=["learner-0", "learner-1"])
         yield DockerSetup(
             suite,
@@ -148,6 +149,10 @@ def test_second_run_hits_the_registry_cache(containers: DockerSetup) -> None:
     found = {h.name: h for h in orchestrator.list_services(accepted["project_id"])}
     assert {"aggregator", "learner-0", "learner-1"} <= set(found), found
     assert orchestrator.status(found["aggregator"]).state.value == "running"
+    creds = setup.suite.credentials()
+    inspected = json.dumps([c.attrs for c in _project_containers(setup, accepted["project_id"])])
+    for secret in (creds.mqtt_password, creds.mlflow_password):
+        assert secret.get_secret_value() not in inspected  # not in any container's configuration
     project = wait_final(setup.admin, accepted["project_id"], timeout_s=240)
     assert project["status"] == "succeeded", project.get("cause")
     assert project["cache_hit"] is True
@@ -195,6 +200,17 @@ def test_learner_container_killed_fails_the_project_within_the_round_timeout(con
     assert (project["status"], project["failed_stage"]) == ("failed", 5)
     assert "learner-1" in project["cause"] and "2 needed" in project["cause"], project["cause"]
     _assert_no_container_left(setup, project_id)
+
+
+@pytest.mark.timeout(400)
+def test_suite_down_removes_the_containers_of_a_running_project(containers: DockerSetup) -> None:
+    setup = containers
+    accepted = setup.admin.submit(example_sla(setup.suite, "digits_sklearn", training_rounds=20))
+    running = wait_stage(setup.admin, accepted["project_id"], 5, timeout_s=240)
+    assert running["stage"] == 5 and running["status"] == "running", running.get("cause")
+    assert _project_containers(setup, accepted["project_id"])
+    setup.suite.down()  # what `make down` does; the module's teardown runs it again (idempotent)
+    assert [c.name for c in _project_containers(setup, accepted["project_id"])] == []
 
 
 def test_no_bridge_and_no_private_address(containers: DockerSetup) -> None:

@@ -63,7 +63,7 @@ def swarm(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory)
     try:
         run_script("start-swarm.sh", "--listen-port", str(listen_port), env=env, timeout_s=120)
         suite.up()
-        admin = FlopsClient(suite.api_url, suite.admin_token())
+        admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
         node = engine.client.info()["Name"]
         yield SwarmSetup(engine, suite, admin, node)
     finally:
