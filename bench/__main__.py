@@ -179,10 +179,13 @@ def render_markdown(r: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for n, fig in scale.items():
+            if fig.get("separate_run"):
+                lines.append(f"<!-- {n} learners: separate run ({fig['separate_run']}) -->")
             times = " / ".join(f"{x['round_time_s']} s" for x in fig["rounds"])
             compute = " / ".join(f"{x['client_compute_s']} s" for x in fig["rounds"])
+            status = fig["status"] + (" (separate run, see below)" if fig.get("separate_run") else "")
             lines.append(
-                f"| {n} | {fig['status']} | {fig['wall_s']} s | {times} | {compute} | "
+                f"| {n} | {status} | {fig['wall_s']} s | {times} | {compute} | "
                 f"{fig['peak_rss_mb_per_learner_mean']} / {fig['peak_rss_mb_per_learner_max']} MB | "
                 f"{fig['peak_pss_mb_per_learner_mean']} MB | {fig['peak_processes_per_learner']} |"
             )
@@ -192,6 +195,17 @@ def render_markdown(r: dict[str, Any]) -> str:
             "ClientApp), sampled once a second while the project ran. RSS counts the pages a forked "
             "ClientApp shares with the SuperExec twice; PSS shares them out.",
         ]
+        for n, fig in scale.items():
+            if fig.get("separate_run"):
+                lines += ["", f"{n} learners measured again by `python -m bench.scale {n}`: {fig['separate_run']}."]
+            if fig.get("cause"):
+                lines += ["", f"{n} learners, cause of failure: {fig['cause']}"]
+        for n, old in r.get("P6_replaced", {}).items():
+            lines += [
+                "",
+                f"In the `make bench` run itself {n} learners ended {old['status']} after {old['wall_s']} s"
+                + (f": {old['cause']}" if old.get("cause") else "."),
+            ]
     return "\n".join(lines) + "\n"
 
 

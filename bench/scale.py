@@ -148,3 +148,43 @@ def run_scale(
         }
         time.sleep(2.0)  # let the project's services go before the next size starts
     return figures
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.scale N [N ...]``: rerun P6 for these sizes in a fresh suite and record them
+    in ``bench/results/latest.json`` and ``bench/RESULTS.md`` (marked as a separate run)."""
+    import json
+    import tempfile
+
+    from bench.__main__ import RESULTS, _load, _ports, render_markdown
+
+    sizes = tuple(int(a) for a in argv) or (2, 5, 10, 20)
+    with tempfile.TemporaryDirectory(prefix="flops-p6-") as tmp:
+        env = {"FLOPS_REPO_HOSTS": '["127.0.0.1"]', "FLOPS_LOCAL_LEARNER_NODES": str(max(sizes))}
+        suite = EmbeddedSuite(Path(tmp) / "home", _ports(), manager_env=env)
+        suite.up()
+        try:
+            client = FlopsClient(suite.api_url, suite.admin_token())
+            load_before = _load()
+            figures = run_scale(suite, client, sizes)
+        finally:
+            suite.down()
+    latest = RESULTS / "latest.json"
+    results = json.loads(latest.read_text()) if latest.exists() else {}
+    for n, fig in figures.items():
+        fig["separate_run"] = f"{time.strftime('%Y-%m-%d %H:%M')}, load before {load_before}, after {_load()}"
+        old = results.setdefault("P6_scale", {}).get(n)
+        if old is not None and not old.get("separate_run"):
+            results.setdefault("P6_replaced", {})[n] = old
+        results["P6_scale"][n] = fig
+    latest.write_text(json.dumps(results, indent=2))
+    if "P1_cold" in results:
+        (RESULTS.parent / "RESULTS.md").write_text(render_markdown(results))
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

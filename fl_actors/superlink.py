@@ -50,7 +50,7 @@ def is_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
 
 
 def start_superlink(
-    port: int, env: Mapping[str, str], cwd: Path, timeout_s: float = 90.0, host: str = "127.0.0.1"
+    port: int, env: Mapping[str, str], cwd: Path, timeout_s: float = 300.0, host: str = "127.0.0.1"
 ) -> tuple[subprocess.Popen[bytes], processes.LogTail]:
     """Start ``flower-superlink`` and return once it answers HTTP; raise ``SuperLinkError`` if not."""
     if is_serving(host, port):
