@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     local_learner_nodes: int = Field(default=2, ge=0, le=256)
     local_builder_nodes: int = Field(default=1, ge=0, le=16)
 
-    # orchestrator "docker" / registry "oci" (deploy/start-docker.sh starts an engine and a registry)
+    # orchestrator "docker" or "swarm" / registry "oci" (deploy/start-docker.sh starts an engine and a registry;
+    # deploy/start-swarm.sh makes it a one-node swarm)
     oci_registry: str = Field(default="127.0.0.1:5000", description="host:port of the OCI registry (registry oci)")
     docker_host: str | None = Field(default=None, description="Docker engine URL (default: DOCKER_HOST)")
     base_image: str = Field(default="flops-base:bookworm", description="Base of FL-actor images (oci builds)")
