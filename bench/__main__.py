@@ -179,8 +179,6 @@ def render_markdown(r: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for n, fig in scale.items():
-            if fig.get("separate_run"):
-                lines.append(f"<!-- {n} learners: separate run ({fig['separate_run']}) -->")
             times = " / ".join(f"{x['round_time_s']} s" for x in fig["rounds"])
             compute = " / ".join(f"{x['client_compute_s']} s" for x in fig["rounds"])
             status = fig["status"] + (" (separate run, see below)" if fig.get("separate_run") else "")
