@@ -89,7 +89,7 @@ def _service_record(setup: DockerSetup, project_id: str, service: str) -> dict[s
 
 
 @pytest.mark.timeout(900)
-def test_sklearn_project_through_containers(containers: DockerSetup) -> None:
+def test_sklearn_project_through_containers(containers: DockerSetup, monkeypatch: pytest.MonkeyPatch) -> None:
     setup = containers
     accepted = setup.admin.submit(example_sla(setup.suite, "digits_sklearn"))
     project = wait_final(setup.admin, accepted["project_id"], timeout_s=600)
@@ -122,7 +122,10 @@ def test_sklearn_project_through_containers(containers: DockerSetup) -> None:
         run.remove(force=True)
         assert code == (1 if has_mlflow else 0), f"{image}: mlflow importable = {bool(code)}"
 
-    # MLflow got every round from the aggregator container.
+    # MLflow got every round from the aggregator container (the suite's MLflow requires credentials).
+    creds = setup.suite.credentials()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", creds.mlflow_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds.mlflow_password.get_secret_value())
     mlflow = MlflowClient(setup.suite.mlflow_url)
     history = mlflow.get_metric_history(project["mlflow"]["run_id"], "eval_accuracy")
     assert [m.step for m in history] == [1, 2, 3]
