@@ -41,7 +41,8 @@ def _py_spy(pid: int, out: Path, gil: bool) -> subprocess.Popen[bytes] | None:
             str(out),
             "--rate",
             "200",
-            "--gil",
+            # GIL holders only, or every sample of every thread (waiting ones too: wall clock).
+            "--gil" if gil else "--idle",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -52,7 +53,7 @@ def main() -> int:
     """Run P7 once against a fresh suite; print the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", metavar="LABEL", help="record the manager with py-spy under this label")
-    parser.add_argument("--wall", action="store_true", help="profile wall-clock time (default: GIL holders)")
+    parser.add_argument("--wall", action="store_true", help="wall clock, idle threads too (default: GIL)")
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--posts", type=int, default=100)
     parser.add_argument("--paced-posts", type=int, default=50)

@@ -24,6 +24,7 @@ from flops_manager.orchestrator.base import (
     Node,
     Orchestrator,
     ServiceHandle,
+    ServiceRole,
     ServiceSpec,
     ServiceState,
     ServiceStatus,
@@ -32,6 +33,24 @@ from flops_manager.orchestrator.base import (
 _WRAPPER = '"$@"; echo $? > "$FLOPS_EXIT_FILE"'
 MARKER_ENV = "FLOPS_SERVICE_MARKER"
 _INHERIT_BLOCKLIST = ("FLOPS_", "MLFLOW_", "AWS_SECRET", "PYTHONPATH", "VIRTUAL_ENV")
+# CPU niceness of a role's processes: an observer only follows its project's events, yet its start
+# (an interpreter importing paho and pydantic, ~0.65 s of CPU) is the largest CPU cost of a new
+# project; at normal priority a burst of them starves the manager and the store on a small
+# machine, and every API request waits on the run queue (bench/RESULTS.md, P7 POST).
+ROLE_NICENESS: dict[ServiceRole, int] = {ServiceRole.OBSERVER: 10}
+
+
+def _deprioritize_session(pid: int, niceness: int) -> None:
+    """Raise the niceness of the autogroup of ``pid``'s session, where the kernel has autogroups.
+
+    With ``kernel.sched_autogroup_enabled`` the scheduler first shares the CPU between sessions,
+    and a service runs in a session of its own: a plain ``nice`` then only orders the service's
+    own processes, and N busy services get N shares against the manager's one. The autogroup's
+    niceness is what weighs against other sessions; it covers every process of the session,
+    those started later too.
+    """
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
 
 
 def _start_time(pid: int) -> str | None:
@@ -82,9 +101,7 @@ class LocalOrchestrator(Orchestrator):
     def __init__(self, nodes_dir: Path, services_dir: Path, learner_nodes: int, builder_nodes: int) -> None:
         self._nodes_dir = nodes_dir
         self._services_dir = services_dir
-        self._node_caps: dict[str, list[str]] = {
-            f"builder-{i}": [CAP_IMAGE_BUILDER] for i in range(builder_nodes)
-        }
+        self._node_caps: dict[str, list[str]] = {f"builder-{i}": [CAP_IMAGE_BUILDER] for i in range(builder_nodes)}
         self._node_caps |= {f"learner-{i}": [CAP_LEARNER] for i in range(learner_nodes)}
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -119,6 +136,10 @@ class LocalOrchestrator(Orchestrator):
         command = list(spec.command)
         if command and command[0] == "python":
             command[0] = str(bin_dir / "python")
+        niceness = ROLE_NICENESS.get(spec.role, 0)
+        if niceness:
+            # ``nice`` execs the command: no preexec_fn, so Popen still spawns with vfork.
+            command = ["nice", "-n", str(niceness), *command]
         env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERIT_BLOCKLIST)}
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env |= spec.env | spec.secret_env
@@ -136,6 +157,8 @@ class LocalOrchestrator(Orchestrator):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if niceness:
+            _deprioritize_session(proc.pid, niceness)
         self._children[proc.pid] = proc
         handle = ServiceHandle(
             backend=self.name,

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 # How long a service may be gone before its missing report counts as a failure.
 _EXIT_GRACE_S = 5.0
 _OBSERVER_GRACE_S = 3.0
+# How long stage 1 waits for the observer's "ready" before the lookup goes on without it. The
+# local backend starts observers at a low CPU priority (they must not stall the API), so on a
+# busy machine one can take several seconds to subscribe; a ready observer ends the wait at once.
+_OBSERVER_READY_WAIT_S = 10.0
 _LOG_TAIL = 15
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -250,7 +254,8 @@ class ProjectEngine:
             log.warning("observer of %s not started: %s", project.id, exc)
         self._store.save_project(project)
         # Give the observer a moment to subscribe so its timeline starts at stage 1.
-        self._later(_OBSERVER_GRACE_S, lambda: self._start_lookup(project.id))
+        wait_s = _OBSERVER_READY_WAIT_S if project.observer is not None else 0.0
+        self._later(wait_s, lambda: self._start_lookup(project.id))
 
     def _start_lookup(self, project_id: str) -> None:
         project = self._active.get(project_id)

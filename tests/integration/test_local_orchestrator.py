@@ -18,7 +18,7 @@ from flops_manager.orchestrator.base import (
     ServiceSpec,
     ServiceState,
 )
-from flops_manager.orchestrator.local import LocalOrchestrator, service_processes
+from flops_manager.orchestrator.local import ROLE_NICENESS, LocalOrchestrator, service_processes
 
 
 @pytest.fixture
@@ -103,3 +103,45 @@ def test_a_new_orchestrator_instance_finds_running_services(orch: LocalOrchestra
     assert restarted.status(handle).state == ServiceState.RUNNING
     restarted.undeploy(handle)
     assert service_processes(handle.info["marker"]) == []
+
+
+def _nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    """The niceness of ``pid``'s autogroup, None where the kernel schedules without autogroups."""
+    try:
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
+            return None
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_an_observer_runs_at_lower_cpu_priority_than_the_manager(orch: LocalOrchestrator) -> None:
+    # Its start is a burst of imports; at the manager's priority a few of them stall every API request.
+    niceness = ROLE_NICENESS[ServiceRole.OBSERVER]
+    assert niceness > 0
+    code = "import time; print('up', flush=True); time.sleep(600)"
+    observer = orch.deploy(_spec("observer", code).model_copy(update={"role": ServiceRole.OBSERVER}))
+    learner = orch.deploy(_spec("learner", code))
+    try:
+        for handle in (observer, learner):
+            deadline = time.monotonic() + 10
+            while "up" not in orch.logs(handle) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        observer_pids = [p for p in service_processes(observer.info["marker"]) if p != observer.info["pid"]]
+        learner_pids = [p for p in service_processes(learner.info["marker"]) if p != learner.info["pid"]]
+        assert observer_pids and learner_pids
+        assert {_nice_of(p) for p in observer_pids} == {min(19, own + niceness)}
+        assert {_nice_of(p) for p in learner_pids} == {own}
+        if _autogroup_nice(os.getpid()) is not None:  # the session's weight against other sessions
+            assert _autogroup_nice(int(observer.info["pid"])) == niceness
+            assert _autogroup_nice(int(learner.info["pid"])) == 0
+        assert orch.status(observer).state == ServiceState.RUNNING
+    finally:
+        orch.undeploy(observer)
+        orch.undeploy(learner)
+    assert service_processes(observer.info["marker"]) == []
