@@ -81,15 +81,23 @@ def _project_containers(setup: SwarmSetup, project_id: str) -> list[Any]:
     return list(setup.engine.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project_id}"}))
 
 
+def _project_secrets(setup: SwarmSetup, project_id: str) -> list[Any]:
+    return list(setup.engine.client.secrets.list(filters={"label": f"{LABEL_PROJECT}={project_id}"}))
+
+
 def _assert_nothing_left(setup: SwarmSetup, project_id: str) -> None:
-    deadline = time.monotonic() + 30  # the observer goes a few seconds after the end; Swarm reaps containers
-    while (_project_services(setup, project_id) or _project_containers(setup, project_id)) and (
-        time.monotonic() < deadline
+    # The observer goes a few seconds after the end; Swarm then stops each container (SIGTERM, then
+    # SIGKILL after the service's 10 s stop grace period) and removes it.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (
+        _project_services(setup, project_id)
+        or _project_containers(setup, project_id)
+        or _project_secrets(setup, project_id)
     ):
         time.sleep(0.5)
     assert [s.name for s in _project_services(setup, project_id)] == []
     assert [c.name for c in _project_containers(setup, project_id)] == []
-    assert setup.engine.client.secrets.list(filters={"label": f"{LABEL_PROJECT}={project_id}"}) == []
+    assert [s.name for s in _project_secrets(setup, project_id)] == []
 
 
 def test_nodes_and_capabilities_come_from_swarm_labels(swarm: SwarmSetup) -> None:
@@ -134,7 +142,7 @@ def test_digits_project_runs_as_swarm_services_on_labelled_nodes(swarm: SwarmSet
     inspected = json.dumps([s.attrs for s in services.values()])
     inspected += json.dumps([c.attrs for c in _project_containers(swarm, project_id)])
     assert not [p for p in passwords if p in inspected]
-    secrets = swarm.engine.client.secrets.list(filters={"label": f"{LABEL_PROJECT}={project_id}"})
+    secrets = _project_secrets(swarm, project_id)
     assert len(secrets) >= 3  # aggregator and learners (their broker and MLflow credentials)
     assert "Data" not in json.dumps([s.attrs for s in secrets])  # the engine never gives a secret back
 
