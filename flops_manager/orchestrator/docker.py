@@ -279,13 +279,15 @@ class DockerOrchestrator(Orchestrator):
         if project_id is not None:
             filters.append(f"{LABEL_PROJECT}={project_id}")
         try:
-            containers = self._client.containers.list(all=True, filters={"label": filters})
+            # Sparse: no inspection per container, which fails for one removed while being listed.
+            containers = self._client.containers.list(all=True, sparse=True, filters={"label": filters})
         except DockerException as exc:
             log.warning("listing containers failed: %s", exc)
             return []
         handles = []
         for container in containers:
-            labels = container.labels
+            labels = container.attrs.get("Labels") or {}
+            name = (container.attrs.get("Names") or [""])[0].lstrip("/")
             handles.append(
                 ServiceHandle(
                     backend=self.name,
@@ -293,7 +295,7 @@ class DockerOrchestrator(Orchestrator):
                     name=labels[LABEL_SERVICE],
                     role=ServiceRole(labels[LABEL_ROLE]),
                     node=labels.get(LABEL_NODE, ""),
-                    info={"container": container.id, "container_name": container.name},
+                    info={"container": container.id, "container_name": name},
                 )
             )
         return handles

@@ -9,12 +9,14 @@ Set up with the project's own scripts: ``deploy/install-docker.sh`` (only if doc
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from docker.errors import NotFound
 
 from flops_manager.suite.embedded import EmbeddedSuite, SuitePorts
 
@@ -107,8 +110,9 @@ def start_engine(state: Path) -> Iterator[DockerEngine]:
     finally:
         try:
             if client is not None:
-                for leftover in client.containers.list(all=True, filters={"label": "org.flops.managed=true"}):
-                    leftover.remove(force=True)
+                for leftover in labelled_containers(client, "org.flops.managed=true"):
+                    with contextlib.suppress(NotFound):
+                        leftover.remove(force=True)
                 client.close()
         finally:
             if started:
@@ -138,3 +142,13 @@ def suite_on_engine(
         },
         auth=auth,
     )
+
+
+def labelled_containers(client: Any, *labels: str) -> list[Any]:
+    """Containers carrying every label, inspected; one removed while being listed is simply not there."""
+    for _ in range(20):
+        try:
+            return list(client.containers.list(all=True, filters={"label": list(labels)}))
+        except NotFound:  # listed, then removed before its inspection (Swarm reaps asynchronously)
+            time.sleep(0.2)
+    return list(client.containers.list(all=True, filters={"label": list(labels)}))

@@ -7,6 +7,7 @@ with the project's own deploy/ scripts); this module runs its own embedded suite
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.errors import NotFound
 from mlflow.tracking import MlflowClient
 
 from flops_common.image_key import ImageKey
@@ -26,7 +28,7 @@ from flops_manager.registry.oci import OciRegistry
 from flops_manager.suite.embedded import EmbeddedSuite
 from flops_manager.suite.example_repos import publish_repo
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
-from tests.e2e.containers import DockerEngine, interfaces, suite_on_engine
+from tests.e2e.containers import DockerEngine, interfaces, labelled_containers, suite_on_engine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -67,12 +69,13 @@ def containers(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFac
         )
     finally:
         suite.down()
-        for leftover in engine.client.containers.list(all=True, filters={"label": "org.flops.managed=true"}):
-            leftover.remove(force=True)
+        for leftover in labelled_containers(engine.client, "org.flops.managed=true"):
+            with contextlib.suppress(NotFound):
+                leftover.remove(force=True)
 
 
 def _project_containers(setup: DockerSetup, project_id: str) -> list[Any]:
-    return list(setup.client.containers.list(all=True, filters={"label": f"{CONTAINER_PROJECT_LABEL}={project_id}"}))
+    return labelled_containers(setup.client, f"{CONTAINER_PROJECT_LABEL}={project_id}")
 
 
 def _assert_no_container_left(setup: DockerSetup, project_id: str) -> None:

@@ -24,7 +24,14 @@ from flops_manager.orchestrator.docker import LABEL_PROJECT
 from flops_manager.orchestrator.swarm import data_tag_label
 from flops_manager.suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
-from tests.e2e.containers import DockerEngine, free_ports, interfaces, run_script, suite_on_engine
+from tests.e2e.containers import (
+    DockerEngine,
+    free_ports,
+    interfaces,
+    labelled_containers,
+    run_script,
+    suite_on_engine,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -78,7 +85,7 @@ def _project_services(setup: SwarmSetup, project_id: str) -> list[Any]:
 
 
 def _project_containers(setup: SwarmSetup, project_id: str) -> list[Any]:
-    return list(setup.engine.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project_id}"}))
+    return labelled_containers(setup.engine.client, f"{LABEL_PROJECT}={project_id}")
 
 
 def _project_secrets(setup: SwarmSetup, project_id: str) -> list[Any]:
