@@ -157,7 +157,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Load average (1/5/15 min) at the start: {r.get('load_start')}, at the end: {r.get('load_end')}; "
         f"per step in `bench/results/latest.json`. {r.get('note', '')}",
         "",
-        f"`make bench` took {r.get('bench_total_s')} s.",
+        f"`make bench` took {r.get('bench_total_s')} s. Profiles of missed goals, their causes and fixes: "
+        "`bench/ANALYSES.md`.",
         "",
         "| figure | measured | goal |",
         "|---|---|---|",
