@@ -68,3 +68,20 @@ def build_strategy(
         min_available_nodes=min_available_clients,
         **kwargs,
     )
+
+
+class InvalidStrategyOption(ValueError):
+    """An SLA strategy option the chosen strategy does not accept (placeholder until the contract merge)."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"{option}: {reason}")
+        self.option = option
+        self.reason = reason
+
+
+def validate_strategy_options(name: StrategyName, options: dict[str, Any]) -> None:
+    """Raise InvalidStrategyOption for an option the strategy does not accept."""
+    allowed = allowed_options(name)
+    for option in sorted(options):
+        if option not in allowed:
+            raise InvalidStrategyOption(option, f"{name.value} does not accept {option!r}; accepted: {allowed}")

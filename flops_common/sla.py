@@ -62,9 +62,7 @@ class StrategyConfig(_Strict):
     def _no_node_counts(cls, value: dict[str, Any]) -> dict[str, Any]:
         reserved = {"min_train_nodes", "min_evaluate_nodes", "min_available_nodes"} & value.keys()
         if reserved:
-            raise ValueError(
-                f"{sorted(reserved)} come from training_configuration.min_*_clients, not strategy options"
-            )
+            raise ValueError(f"{sorted(reserved)} come from training_configuration.min_*_clients, not strategy options")
         return value
 
 
@@ -92,9 +90,7 @@ class TrainingConfiguration(_Strict):
     def _tags_are_names(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not tag or len(tag) > 64 or not all(c.isalnum() or c in "-_." for c in tag):
-                raise ValueError(
-                    f"data tag {tag!r} must be 1-64 characters of letters, digits, '-', '_', '.'"
-                )
+                raise ValueError(f"data tag {tag!r} must be 1-64 characters of letters, digits, '-', '_', '.'")
         return tags
 
     @model_validator(mode="after")
@@ -111,8 +107,7 @@ class TrainingConfiguration(_Strict):
             )
         if self.learners is not None and self.learners < self.min_available_clients:
             raise ValueError(
-                f"learners ({self.learners}) must be at least min_available_clients "
-                f"({self.min_available_clients})"
+                f"learners ({self.learners}) must be at least min_available_clients ({self.min_available_clients})"
             )
         return self
 
@@ -159,9 +154,7 @@ class ProjectSLA(_Strict):
             raise ValueError("repo URL must not embed a password or token: it would be stored and logged")
         scheme = parsed.scheme
         if scheme not in ALLOWED_REPO_SCHEMES:
-            raise ValueError(
-                f"repo URL scheme {scheme or '(none)'!r} is not one of {', '.join(ALLOWED_REPO_SCHEMES)}"
-            )
+            raise ValueError(f"repo URL scheme {scheme or '(none)'!r} is not one of {', '.join(ALLOWED_REPO_SCHEMES)}")
         return url
 
     @field_validator("ml_repo_ref")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from flops_manager.api.project_views import ProjectViews
 from flops_manager.bus.base import Bus
 from flops_manager.bus.mqtt_bus import MqttBus
 from flops_manager.orchestrator.base import Orchestrator
 from flops_manager.projects.engine import ProjectEngine
 from flops_manager.registry.base import Registry
 from flops_manager.settings import Settings
-from flops_manager.store.project_store import ProjectStore
+from flops_manager.store.base import Store
+from flops_manager.store.mongo import MongoStore
 from flops_manager.tracking.base import Tracking
 from flops_manager.tracking.mlflow_server import MlflowServerTracking
 
@@ -51,20 +53,23 @@ class Components:
     """Everything the API needs."""
 
     settings: Settings
-    store: ProjectStore
+    store: Store
     bus: Bus
     orchestrator: Orchestrator
     registry: Registry
     tracking: Tracking
     engine: ProjectEngine
+    views: ProjectViews
 
 
 def build(settings: Settings) -> Components:
     """Wire the parts; nothing connects until ``engine.start()``."""
-    store = ProjectStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_db)
+    store = MongoStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_db)
     bus = MqttBus(settings.bus)
     orchestrator = make_orchestrator(settings)
     registry = make_registry(settings)
     tracking = MlflowServerTracking.from_settings(settings)
     engine = ProjectEngine(settings, store, bus, orchestrator, registry, tracking)
-    return Components(settings, store, bus, orchestrator, registry, tracking, engine)
+    views = ProjectViews()
+    engine.add_listener(views)
+    return Components(settings, store, bus, orchestrator, registry, tracking, engine, views)
