@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -90,6 +92,10 @@ def test_a_customer_sees_no_backend_internals_of_a_running_project(
     sla["customerID"] = "carol"
     project_id = carol.submit(sla)["project_id"]
     running = wait_stage(carol, project_id, 4)
+    deadline = time.monotonic() + 60  # stage 4 is entered, then its actors are deployed
+    while {s["role"] for s in running["services"]} < {"aggregator", "learner"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = carol.project(project_id)
     assert running["status"] == "running", running.get("cause")
     assert {s["role"] for s in running["services"]} >= {"aggregator", "learner", "observer"}
     assert_no_internals(carol.project(project_id), admin.project(project_id))
