@@ -13,7 +13,6 @@ from flops_manager.projects.engine import ProjectEngine
 from flops_manager.registry.base import Registry
 from flops_manager.settings import Settings
 from flops_manager.store.base import Store
-from flops_manager.store.mongo import MongoStore
 from flops_manager.tracking.base import Tracking
 from flops_manager.tracking.mlflow_server import MlflowServerTracking
 
@@ -22,6 +21,10 @@ ORCHESTRATORS = {
     "local": "flops_manager.orchestrator.factories:local",
     "docker": "flops_manager.orchestrator.factories:docker",
     "swarm": "flops_manager.orchestrator.factories:swarm",
+}
+STORES = {
+    "mongo": "flops_manager.store.factories:mongo",
+    "memory": "flops_manager.store.factories:memory",
 }
 REGISTRIES = {
     "local": "flops_manager.registry.factories:local",
@@ -39,6 +42,12 @@ def _load(table: dict[str, str], name: str, kind: str) -> object:
 def make_orchestrator(settings: Settings) -> Orchestrator:
     """The orchestrator backend named by ``settings.orchestrator``."""
     factory = _load(ORCHESTRATORS, settings.orchestrator, "orchestrator")
+    return factory(settings)  # type: ignore[operator]
+
+
+def make_store(settings: Settings) -> Store:
+    """The store backend named by ``settings.store``."""
+    factory = _load(STORES, settings.store, "store")
     return factory(settings)  # type: ignore[operator]
 
 
@@ -64,7 +73,7 @@ class Components:
 
 def build(settings: Settings) -> Components:
     """Wire the parts; nothing connects until ``engine.start()``."""
-    store = MongoStore.connect(settings.mongo_uri.get_secret_value(), settings.mongo_db)
+    store = make_store(settings)
     bus = MqttBus(settings.bus)
     orchestrator = make_orchestrator(settings)
     registry = make_registry(settings)
