@@ -44,6 +44,11 @@ def overall_timeout_s(job: AggregatorJob) -> float:
     return connect_timeout_s(job) + (training.training_rounds + 1) * 2 * training.round_timeout_s + MARGIN_S
 
 
+def workdir_name(job: AggregatorJob) -> str:
+    """The aggregator's working directory (in its current directory)."""
+    return f"flops-aggregator-{job.project_id}"
+
+
 def actor_env(job: AggregatorJob, flwr_home: Path) -> dict[str, str]:
     """The environment of the SuperLink and, through it, of the ServerApp."""
     child = dict(os.environ)
@@ -149,15 +154,8 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
 
 
 def main() -> int:
-    """Entry point: run the job from ``FLOPS_JOB``; always stop every child before returning."""
-    return run_actor(
-        AggregatorJob,
-        Source.AGGREGATOR,
-        Stage.TRAINING,
-        lambda job: f"flops-aggregator-{job.project_id}",
-        run,
-        crash_event=EventKind.TRAINING_FAILED,
-    )
+    """Entry point: run the job from ``FLOPS_JOB``; an unexpected error is reported as TRAINING_FAILED."""
+    return run_actor(AggregatorJob, Source.AGGREGATOR, Stage.TRAINING, workdir_name, run, EventKind.TRAINING_FAILED)
 
 
 if __name__ == "__main__":

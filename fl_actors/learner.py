@@ -34,6 +34,11 @@ from flops_common.stages import Stage
 log = logging.getLogger("fl_actors.learner")
 
 
+def workdir_name(job: LearnerJob) -> str:
+    """The learner's working directory (in its current directory)."""
+    return f"flops-learner-{job.project_id}-{job.learner_index}"
+
+
 def load_data(job: LearnerJob) -> dict[str, int]:
     """Load the node's data through the repo's contract; return the sample counts."""
     os.environ[env.DATA_DIR] = job.data_dir
@@ -161,14 +166,9 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
 
 
 def main() -> int:
-    """Entry point: run the job from ``FLOPS_JOB``; always stop every child before returning."""
-    return run_actor(
-        LearnerJob,
-        Source.LEARNER,
-        Stage.ACTOR_DEPLOYMENT,
-        lambda job: f"flops-learner-{job.project_id}-{job.learner_index}",
-        run,
-    )
+    """Entry point: run the job from ``FLOPS_JOB``; an unexpected error ends it with a traceback."""
+    # No LEARNER_FAILED for a crash: the manager sees the exit and k-of-n participation may go on.
+    return run_actor(LearnerJob, Source.LEARNER, Stage.ACTOR_DEPLOYMENT, workdir_name, run)
 
 
 if __name__ == "__main__":
