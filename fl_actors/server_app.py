@@ -63,8 +63,8 @@ def main(grid: Grid, context: Context) -> None:
     succeeded = False
     try:
         tracker.check_flavor(settings.flavor)
+        strategy = build_strategy(training)  # first: a refused option is the cause, not an MLflow param error
         tracker.log_settings(settings)
-        strategy = build_strategy(training)
         initial = ArrayRecord(ml_repo.new_model_manager().get_model_parameters())
         wait_for_nodes(grid, training.min_available_clients, settings.connect_timeout_s)
 
