@@ -19,11 +19,12 @@ from pathlib import Path
 
 from fl_actors import env, processes, run_config, signals
 from fl_actors.diagnostics import error_summary, strip_ansi
+from fl_actors.entrypoint import run_actor
 from fl_actors.flower_cli import FlowerCli, FlowerCliError, RunStatus, write_connection
 from fl_actors.reporting import EventReporter
 from fl_actors.superlink import SuperLinkError, start_superlink
 from flops_common.events import EventKind, Source
-from flops_common.jobs import AggregatorJob, load_job
+from flops_common.jobs import AggregatorJob
 from flops_common.stages import Stage
 
 log = logging.getLogger("fl_actors.aggregator")
@@ -34,12 +35,18 @@ MARGIN_S = 120.0
 
 def connect_timeout_s(job: AggregatorJob) -> float:
     """How long the ServerApp waits for ``min_available_clients`` learners to connect."""
-    return max(120.0, job.round_timeout_s)
+    return max(120.0, job.training.round_timeout_s)
 
 
 def overall_timeout_s(job: AggregatorJob) -> float:
     """Upper bound of a whole run: learners connecting, each round's train and evaluate, a margin."""
-    return connect_timeout_s(job) + (job.rounds + 1) * 2 * job.round_timeout_s + MARGIN_S
+    training = job.training
+    return connect_timeout_s(job) + (training.training_rounds + 1) * 2 * training.round_timeout_s + MARGIN_S
+
+
+def workdir_name(job: AggregatorJob) -> str:
+    """The aggregator's working directory (in its current directory)."""
+    return f"flops-aggregator-{job.project_id}"
 
 
 def actor_env(job: AggregatorJob, flwr_home: Path) -> dict[str, str]:
@@ -108,7 +115,7 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     try:
         superlink, superlink_log = start_superlink(job.superlink_port, child_env, workdir)
         overrides = workdir / "run-config.toml"
-        values = run_config.overrides_for_job(job, connect_timeout_s(job))
+        values = run_config.for_job(job, connect_timeout_s(job))
         values.update(json.loads(os.environ.get(env.RUN_CONFIG_OVERRIDES) or "{}"))
         overrides.write_text(run_config.to_toml(values), encoding="utf-8")
         run_id = cli.run(Path(job.app_dir), overrides)
@@ -147,26 +154,8 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
 
 
 def main() -> int:
-    """Entry point: run the job from ``FLOPS_JOB``; always stop every child before returning."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signals.install()
-    processes.become_subreaper()
-    job = load_job(AggregatorJob)
-    workdir = Path.cwd() / f"flops-aggregator-{job.project_id}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    reporter = EventReporter(job.project_id, Source.AGGREGATOR, Stage.TRAINING, job.bus)
-    try:
-        return run(job, workdir, reporter)
-    except signals.Terminated as stop:
-        log.warning("aggregator %s", stop)
-        return signals.EXIT_TERMINATED
-    except Exception as exc:  # anything unexpected: report it, a user must see why
-        log.exception("aggregator failed")
-        reporter.publish(EventKind.TRAINING_FAILED, f"aggregator failed: {type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        processes.stop_descendants_of_self()
-        reporter.close()
+    """Entry point: run the job from ``FLOPS_JOB``; an unexpected error is reported as TRAINING_FAILED."""
+    return run_actor(AggregatorJob, Source.AGGREGATOR, Stage.TRAINING, workdir_name, run, EventKind.TRAINING_FAILED)
 
 
 if __name__ == "__main__":

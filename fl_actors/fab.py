@@ -85,7 +85,7 @@ def render_pyproject(project_name: str, requirements: list[str]) -> str:
         "[tool.flwr.app.components]\n"
         f'serverapp = "{SERVERAPP_REF}"\n'
         f'clientapp = "{CLIENTAPP_REF}"\n\n'
-        "[tool.flwr.app.config]\n" + run_config.to_toml(run_config.DEFAULTS)
+        "[tool.flwr.app.config]\n" + run_config.to_toml(run_config.declared_config())
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``flwr`` command line, as the aggregator uses it: connection, run, list, log, stop.
+"""The ``flwr`` command line, as the aggregator uses it: connection, run, list, log stream, stop.
 
 Every call runs ``flwr`` of this environment with ``--format json`` where it exists and turns
 ``"success": false`` answers into :class:`FlowerCliError` carrying Flower's own message.
@@ -112,19 +112,6 @@ class FlowerCli:
         """Stop a run (``flwr stop``); errors are ignored (the run may be finished already)."""
         with contextlib.suppress(FlowerCliError, subprocess.TimeoutExpired):
             self._json(["stop", str(run_id), CONNECTION], timeout_s=60)
-
-    def show_log(self, run_id: int) -> str:
-        """The run's log so far (``flwr log --show``)."""
-        done = subprocess.run(
-            [self._flwr, "log", str(run_id), CONNECTION, "--show"],
-            env=self._env,
-            cwd=self._cwd,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-            check=False,
-        )
-        return done.stdout + done.stderr
 
     def stream_log(self, run_id: int, out: IO[bytes]) -> subprocess.Popen[bytes]:
         """Start ``flwr log --stream`` into ``out``; the process ends when the run finishes."""

@@ -22,15 +22,21 @@ import time
 import traceback
 from pathlib import Path
 
-from fl_actors import clientapp_executor, env, ml_repo, processes, signals
+from fl_actors import clientapp_executor, env, ml_repo, processes
 from fl_actors.diagnostics import error_summary
+from fl_actors.entrypoint import run_actor
 from fl_actors.flower_cli import executable
 from fl_actors.reporting import EventReporter
 from flops_common.events import EventKind, Source
-from flops_common.jobs import LearnerJob, load_job
+from flops_common.jobs import LearnerJob
 from flops_common.stages import Stage
 
 log = logging.getLogger("fl_actors.learner")
+
+
+def workdir_name(job: LearnerJob) -> str:
+    """The learner's working directory (in its current directory)."""
+    return f"flops-learner-{job.project_id}-{job.learner_index}"
 
 
 def load_data(job: LearnerJob) -> dict[str, int]:
@@ -160,22 +166,9 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
 
 
 def main() -> int:
-    """Entry point: run the job from ``FLOPS_JOB``; always stop every child before returning."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signals.install()
-    processes.become_subreaper()
-    job = load_job(LearnerJob)
-    workdir = Path.cwd() / f"flops-learner-{job.project_id}-{job.learner_index}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    reporter = EventReporter(job.project_id, Source.LEARNER, Stage.ACTOR_DEPLOYMENT, job.bus)
-    try:
-        return run(job, workdir, reporter)
-    except signals.Terminated as stop:
-        log.info("learner %s", stop)
-        return signals.EXIT_TERMINATED
-    finally:
-        processes.stop_descendants_of_self()
-        reporter.close()
+    """Entry point: run the job from ``FLOPS_JOB``; an unexpected error ends it with a traceback."""
+    # No LEARNER_FAILED for a crash: the manager sees the exit and k-of-n participation may go on.
+    return run_actor(LearnerJob, Source.LEARNER, Stage.ACTOR_DEPLOYMENT, workdir_name, run)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,9 @@ class RoundReport:
 
 @dataclass
 class LoopSettings:
-    """How the loop runs."""
+    """How the loop runs (``training_rounds`` and ``round_timeout_s`` as the SLA names them)."""
 
-    rounds: int
+    training_rounds: int
     round_timeout_s: float
     evaluate: bool = True
     eval_in_train: bool = True
@@ -162,7 +162,7 @@ def run_rounds(
     settings: LoopSettings,
     on_round: Callable[[RoundReport], None],
 ) -> LoopResult:
-    """Run ``settings.rounds`` rounds; call ``on_round`` for each as soon as its metrics are known."""
+    """Run ``settings.training_rounds`` rounds; call ``on_round`` for each as soon as its metrics are known."""
     arrays = initial_arrays
     reports: list[RoundReport] = []
     merged = settings.eval_in_train and settings.evaluate
@@ -172,7 +172,7 @@ def run_rounds(
         reports.append(report)
         on_round(report)
 
-    for server_round in range(1, settings.rounds + 1):
+    for server_round in range(1, settings.training_rounds + 1):
         started = time.monotonic()
         config = ConfigRecord({rk.EVAL_GLOBAL: merged and server_round > 1})
         messages = list(strategy.configure_train(server_round, arrays, config, grid))
@@ -201,7 +201,7 @@ def run_rounds(
             metrics=_train_from_record(train_metrics),
         )
         compute_s = _slowest_compute(valid)
-        if settings.evaluate and (not merged or server_round == settings.rounds):
+        if settings.evaluate and (not merged or server_round == settings.training_rounds):
             eval_messages = list(strategy.configure_evaluate(server_round, arrays, ConfigRecord(), grid))
             eval_replies = send_and_receive(grid, eval_messages, settings.round_timeout_s, settings.poll_interval_s)
             if eval_messages and not any(not msg.has_error() for msg in eval_replies):
@@ -213,7 +213,7 @@ def run_rounds(
         # the slowest learner's time in the user's code: the rest of round_time_s is overhead
         report.metrics["client_compute_s"] = compute_s
         report.metrics["clients_replied"] = float(report.train_replies)
-        if merged and server_round < settings.rounds:
+        if merged and server_round < settings.training_rounds:
             waiting = report
         else:
             finish(report)

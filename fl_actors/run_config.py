@@ -1,132 +1,107 @@
-"""The Flower run configuration of a FLOps app: keys, defaults, parsing and overrides.
+"""The Flower run configuration of a FLOps app: its keys and defaults (once, in :class:`RunSettings`).
 
-Defaults go into the app's ``pyproject.toml`` (``[tool.flwr.app.config]``); the aggregator
-overrides them for each run from its ``AggregatorJob``; the ServerApp reads them back.
+Flower takes a run's configuration only as flat scalars under keys the app declares in its
+``pyproject.toml`` (``[tool.flwr.app.config]``, written from :func:`declared_config`); the aggregator
+sets them for each run (``flwr run --run-config``, :func:`for_job`); the ServerApp parses them back
+(:meth:`RunSettings.from_run_config`). Field ``x_y`` of :class:`RunSettings` is the key ``x-y``.
+
+The SLA's training configuration is the one structured value: it travels whole, as its own JSON,
+under the key ``training`` (encoded and decoded only here), and the same pydantic model checks it
+at both ends.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
+
 from flops_common.jobs import AggregatorJob
-from flops_common.sla import ModelFlavor, StrategyName
+from flops_common.sla import ModelFlavor, TrainingConfiguration
 
-ROUNDS = "num-server-rounds"
-STRATEGY = "strategy"
-STRATEGY_OPTIONS = "strategy-options"  # JSON object: keyword options of the strategy
-MIN_FIT = "min-fit-clients"
-MIN_EVALUATE = "min-evaluate-clients"
-MIN_AVAILABLE = "min-available-clients"
-ROUND_TIMEOUT = "round-timeout-s"
-FLAVOR = "flavor"
-PROJECT_ID = "project-id"
-EVAL_IN_TRAIN = "eval-in-train"  # evaluate the global model inside train replies (fewer exchanges)
-POLL_INTERVAL = "poll-interval-s"  # how often the ServerApp polls the SuperLink for replies
-CONNECT_TIMEOUT = "connect-timeout-s"  # how long to wait for min-available-clients learners
-
-DEFAULTS: dict[str, str | int | float | bool] = {
-    ROUNDS: 3,
-    STRATEGY: StrategyName.FEDAVG.value,
-    STRATEGY_OPTIONS: "{}",
-    MIN_FIT: 1,
-    MIN_EVALUATE: 1,
-    MIN_AVAILABLE: 1,
-    ROUND_TIMEOUT: 120.0,
-    FLAVOR: ModelFlavor.SKLEARN.value,
-    PROJECT_ID: "",
-    EVAL_IN_TRAIN: True,
-    POLL_INTERVAL: 0.5,
-    CONNECT_TIMEOUT: 300.0,
-}
+Scalar = str | int | float | bool
 
 
-@dataclass(frozen=True)
-class RunSettings:
+def _key(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+class RunSettings(BaseModel):
     """What the ServerApp needs to know about one training run."""
 
-    rounds: int = 3
-    strategy: StrategyName = StrategyName.FEDAVG
-    strategy_options: dict[str, Any] = field(default_factory=dict)
-    min_fit_clients: int = 1
-    min_evaluate_clients: int = 1
-    min_available_clients: int = 1
-    round_timeout_s: float = 120.0
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=_key, populate_by_name=True)
+
+    training: TrainingConfiguration  # no default: every run sets it
     flavor: ModelFlavor = ModelFlavor.SKLEARN
     project_id: str = ""
-    eval_in_train: bool = True
-    poll_interval_s: float = 0.5
-    connect_timeout_s: float = 300.0
+    eval_in_train: bool = True  # evaluate the global model inside train replies (fewer exchanges)
+    poll_interval_s: float = 0.5  # how often the ServerApp polls the SuperLink for replies
+    connect_timeout_s: float = 300.0  # how long to wait for min_available_clients learners
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _decode_training(cls, value: Any) -> Any:
+        if value == "":
+            raise ValueError("the run config holds no training configuration (the aggregator sets it)")
+        return TrainingConfiguration.model_validate_json(value) if isinstance(value, str) else value
+
+    @field_serializer("training")
+    def _encode_training(self, training: TrainingConfiguration) -> str:
+        return training.model_dump_json()
 
     @classmethod
     def from_run_config(cls, config: Mapping[str, Any]) -> RunSettings:
         """Parse a Flower run config (``context.run_config``); missing keys take the defaults."""
-        values = {**DEFAULTS, **dict(config)}
-        options = json.loads(str(values[STRATEGY_OPTIONS]) or "{}")
-        if not isinstance(options, dict):
-            raise ValueError(f"{STRATEGY_OPTIONS} must be a JSON object, got {values[STRATEGY_OPTIONS]!r}")
-        return cls(
-            rounds=int(values[ROUNDS]),
-            strategy=StrategyName(str(values[STRATEGY])),
-            strategy_options=options,
-            min_fit_clients=int(values[MIN_FIT]),
-            min_evaluate_clients=int(values[MIN_EVALUATE]),
-            min_available_clients=int(values[MIN_AVAILABLE]),
-            round_timeout_s=float(values[ROUND_TIMEOUT]),
-            flavor=ModelFlavor(str(values[FLAVOR])),
-            project_id=str(values[PROJECT_ID]),
-            eval_in_train=bool(values[EVAL_IN_TRAIN]),
-            poll_interval_s=float(values[POLL_INTERVAL]),
-            connect_timeout_s=float(values[CONNECT_TIMEOUT]),
-        )
+        return cls.model_validate(dict(config))
+
+    def to_run_config(self) -> dict[str, Scalar]:
+        """The settings as Flower run config values (flat scalars under their keys)."""
+        values: dict[str, Scalar] = self.model_dump(mode="json", by_alias=True)
+        return values
 
     @property
     def evaluation_enabled(self) -> bool:
         """Whether learners evaluate the global model at all."""
-        return self.min_evaluate_clients > 0 and float(self.strategy_options.get("fraction_evaluate", 1.0)) > 0
-
-    def as_params(self) -> dict[str, str]:
-        """The settings as flat strings, e.g. to log them as MLflow params."""
-        return {
-            "rounds": str(self.rounds),
-            "strategy": self.strategy.value,
-            "strategy_options": json.dumps(self.strategy_options, sort_keys=True),
-            "min_fit_clients": str(self.min_fit_clients),
-            "min_evaluate_clients": str(self.min_evaluate_clients),
-            "min_available_clients": str(self.min_available_clients),
-            "round_timeout_s": str(self.round_timeout_s),
-            "flavor": self.flavor.value,
-            "eval_in_train": str(self.eval_in_train),
-        }
+        fraction = self.training.strategy.options.get("fraction_evaluate", 1.0)
+        return self.training.min_evaluate_clients > 0 and float(fraction) > 0
 
 
-def overrides_for_job(job: AggregatorJob, connect_timeout_s: float) -> dict[str, str | int | float | bool]:
+def declared_config() -> dict[str, Scalar]:
+    """The keys a FLOps app declares, with their defaults (``training`` is declared empty)."""
+    declared: dict[str, Scalar] = {}
+    for name, info in RunSettings.model_fields.items():
+        default = "" if info.is_required() else info.default
+        declared[info.alias or _key(name)] = default.value if isinstance(default, ModelFlavor) else default
+    return declared
+
+
+def for_job(job: AggregatorJob, connect_timeout_s: float) -> dict[str, Scalar]:
     """The run config values of one aggregator job (passed to ``flwr run --run-config``)."""
-    return {
-        ROUNDS: job.rounds,
-        STRATEGY: job.strategy.name.value,
-        STRATEGY_OPTIONS: json.dumps(job.strategy.options, sort_keys=True),
-        MIN_FIT: job.min_fit_clients,
-        MIN_EVALUATE: job.min_evaluate_clients,
-        MIN_AVAILABLE: job.min_available_clients,
-        ROUND_TIMEOUT: float(job.round_timeout_s),
-        FLAVOR: job.flavor.value,
-        PROJECT_ID: job.project_id,
-        CONNECT_TIMEOUT: float(connect_timeout_s),
-    }
+    settings = RunSettings(
+        training=job.training, flavor=job.flavor, project_id=job.project_id, connect_timeout_s=connect_timeout_s
+    )
+    return settings.to_run_config()
 
 
-def to_toml(values: Mapping[str, str | int | float | bool]) -> str:
-    """Render flat run config values as TOML ``key = value`` lines (JSON strings are valid TOML)."""
+def _toml_string(text: str) -> str:
+    # A JSON string is a TOML basic string once non-ASCII stays literal (no surrogate escapes)
+    # and DEL, which JSON leaves raw and TOML forbids, is escaped.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def to_toml(values: Mapping[str, Scalar]) -> str:
+    """Render flat run config values as TOML ``"key" = value`` lines."""
     lines = []
     for key, value in values.items():
         if isinstance(value, bool):
             rendered = "true" if value else "false"
-        elif isinstance(value, int | float):
-            rendered = repr(float(value)) if isinstance(value, float) else str(value)
+        elif isinstance(value, float):
+            rendered = repr(value)
+        elif isinstance(value, int):
+            rendered = str(value)
         else:
-            rendered = json.dumps(value)
-        lines.append(f'"{key}" = {rendered}')
+            rendered = _toml_string(value)
+        lines.append(f"{_toml_string(key)} = {rendered}")
     return "\n".join(lines) + "\n"

@@ -54,6 +54,7 @@ def main(grid: Grid, context: Context) -> None:
     from fl_actors.tracking import MlflowTracker
 
     settings = RunSettings.from_run_config(context.run_config)
+    training = settings.training
     reporter = EventReporter(settings.project_id, Source.AGGREGATOR, Stage.TRAINING, env.bus_from_env())
     tracker = MlflowTracker(
         run_name=f"{settings.project_id or 'flops'}-run-{context.run_id}",
@@ -62,22 +63,16 @@ def main(grid: Grid, context: Context) -> None:
     succeeded = False
     try:
         tracker.check_flavor(settings.flavor)
-        tracker.log_params(settings.as_params())
-        strategy = build_strategy(
-            settings.strategy,
-            settings.strategy_options,
-            settings.min_fit_clients,
-            settings.min_evaluate_clients,
-            settings.min_available_clients,
-        )
+        strategy = build_strategy(training)  # first: a refused option is the cause, not an MLflow param error
+        tracker.log_settings(settings)
         initial = ArrayRecord(ml_repo.new_model_manager().get_model_parameters())
-        wait_for_nodes(grid, settings.min_available_clients, settings.connect_timeout_s)
+        wait_for_nodes(grid, training.min_available_clients, settings.connect_timeout_s)
 
         def on_round(report: RoundReport) -> None:
             tracker.log_round(report)
             reporter.publish(
                 EventKind.ROUND_COMPLETED,
-                f"round {report.server_round}/{settings.rounds} completed",
+                f"round {report.server_round}/{training.training_rounds} completed",
                 round_event_data(report),
             )
 
@@ -86,8 +81,8 @@ def main(grid: Grid, context: Context) -> None:
             strategy,
             initial,
             LoopSettings(
-                rounds=settings.rounds,
-                round_timeout_s=settings.round_timeout_s,
+                training_rounds=training.training_rounds,
+                round_timeout_s=training.round_timeout_s,
                 evaluate=settings.evaluation_enabled,
                 eval_in_train=settings.eval_in_train,
                 poll_interval_s=settings.poll_interval_s,
@@ -102,7 +97,7 @@ def main(grid: Grid, context: Context) -> None:
         metrics = final_metrics(result.final_metrics)
         reporter.publish(
             EventKind.TRAINING_SUCCEEDED,
-            f"training finished after {settings.rounds} rounds: accuracy {metrics['accuracy']}",
+            f"training finished after {training.training_rounds} rounds: accuracy {metrics['accuracy']}",
             {"metrics": metrics, "mlflow": tracker.info.as_dict()},
         )
     finally:

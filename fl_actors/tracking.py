@@ -8,6 +8,7 @@ Where to log comes from MLflow's own variables, set by the aggregator:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fl_actors import env
 from fl_actors.rounds import RoundReport
+from fl_actors.run_config import RunSettings
 from flops_common.sla import ModelFlavor
 
 MODEL_NAME = "model"
@@ -47,6 +49,24 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     if not tracking_uri.startswith(("http://", "https://")):
         return ""
     return f"{without_userinfo(tracking_uri).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else str(value)
+    return flat
+
+
+def run_params(settings: RunSettings) -> dict[str, str]:
+    """A run's MLflow params: the SLA's training configuration under its own field names (nested
+    ones dotted: ``strategy.name``, ``strategy.options.eta``), the flavor and ``eval_in_train``."""
+    training = settings.training
+    params = _flat(training.model_dump(mode="json") | {"learners": training.learner_count})
+    return params | {"flavor": settings.flavor.value, "eval_in_train": str(settings.eval_in_train)}
 
 
 def sklearn_serialization() -> str:
@@ -87,9 +107,9 @@ class MlflowTracker:
                 f"(mlflow.{flavor.value} needs it; add it to the aggregator image)"
             ) from exc
 
-    def log_params(self, params: dict[str, str]) -> None:
-        """Log the training configuration."""
-        self._mlflow.log_params(params)
+    def log_settings(self, settings: RunSettings) -> None:
+        """Log the run's training configuration as params (:func:`run_params`)."""
+        self._mlflow.log_params(run_params(settings))
 
     def log_round(self, report: RoundReport) -> None:
         """Log one round's metrics with the round number as step."""

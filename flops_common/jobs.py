@@ -14,11 +14,9 @@ from pydantic import BaseModel, Field
 
 from flops_common.image_key import ImageKey
 from flops_common.secret_env import load_secret_env
-from flops_common.sla import ModelFlavor, StrategyConfig
+from flops_common.sla import ModelFlavor, TrainingConfiguration
 
 JOB_ENV = "FLOPS_JOB"
-
-JobT = TypeVar("JobT", bound=BaseModel)
 
 
 class BusConfig(BaseModel):
@@ -29,11 +27,16 @@ class BusConfig(BaseModel):
     username: str | None = None
 
 
-class BuildJob(BaseModel):
-    """Build the actor environments/images for one key and publish them."""
+class ServiceJob(BaseModel):
+    """What every job names: its project and where to report."""
 
     project_id: str
     bus: BusConfig
+
+
+class BuildJob(ServiceJob):
+    """Build the actor environments/images for one key and publish them."""
+
     key: ImageKey
     plan: str = "local"  # "local": environments in a directory; "oci": container images
     registry: str  # local: registry root directory; oci: registry host:port
@@ -41,35 +44,28 @@ class BuildJob(BaseModel):
     base_image: str | None = None  # oci plan only
 
 
-class AggregatorJob(BaseModel):
+class AggregatorJob(ServiceJob):
     """Run the Flower SuperLink and the ServerApp for one project."""
 
-    project_id: str
-    bus: BusConfig
     flavor: ModelFlavor
     app_dir: str
     superlink_port: int
-    rounds: int
-    strategy: StrategyConfig
-    min_available_clients: int
-    min_fit_clients: int
-    min_evaluate_clients: int
-    learners: int
-    round_timeout_s: float
+    training: TrainingConfiguration  # the SLA's, as submitted: rounds, client counts, strategy, timeouts
     mlflow_tracking_uri: str
     mlflow_experiment: str
 
 
-class LearnerJob(BaseModel):
+class LearnerJob(ServiceJob):
     """Load this node's data, then run a Flower SuperNode against the project's SuperLink."""
 
-    project_id: str
-    bus: BusConfig
     learner_index: int
     app_dir: str
     superlink_address: str  # host:port
     supernode_port: int
     data_dir: str  # this node's data for the project's data tags
+
+
+JobT = TypeVar("JobT", bound=ServiceJob)
 
 
 def load_job(model: type[JobT]) -> JobT:

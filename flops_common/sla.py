@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -51,6 +53,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Strategy constructor options FLOps sets itself, each with where its value comes from; an SLA's
+# strategy options may not set them. The one list: the submit check in fl_actors uses it too.
+RESERVED_STRATEGY_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "min_train_nodes": "training_configuration.min_fit_clients",
+        "min_evaluate_nodes": "training_configuration.min_evaluate_clients",
+        "min_available_nodes": "training_configuration.min_available_clients",
+        "weighted_by_key": "the record keys of FLOps' ClientApp",
+        "arrayrecord_key": "the record keys of FLOps' ClientApp",
+        "configrecord_key": "the record keys of FLOps' ClientApp",
+        "train_metrics_aggr_fn": "FLOps' metric aggregation",
+        "evaluate_metrics_aggr_fn": "FLOps' metric aggregation",
+    }
+)
+
+
+def reserved_option_reason(option: str) -> str | None:
+    """Why an SLA may not set strategy option ``option`` (``None`` when it may)."""
+    source = RESERVED_STRATEGY_OPTIONS.get(option)
+    if source is None:
+        return None
+    return f"{option!r} is set by FLOps from {source}, not by strategy options"
+
+
 class StrategyConfig(_Strict):
     """A Flower strategy and keyword options for its constructor (numbers, strings, booleans)."""
 
@@ -59,10 +85,10 @@ class StrategyConfig(_Strict):
 
     @field_validator("options")
     @classmethod
-    def _no_node_counts(cls, value: dict[str, Any]) -> dict[str, Any]:
-        reserved = {"min_train_nodes", "min_evaluate_nodes", "min_available_nodes"} & value.keys()
-        if reserved:
-            raise ValueError(f"{sorted(reserved)} come from training_configuration.min_*_clients, not strategy options")
+    def _no_reserved_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reasons = [reason for option in sorted(value) if (reason := reserved_option_reason(option))]
+        if reasons:
+            raise ValueError("; ".join(reasons))
         return value
 
 

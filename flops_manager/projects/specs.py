@@ -81,20 +81,13 @@ def aggregator_spec(
     settings: Settings, project: Project, manifest: ImageManifest, superlink_port: int, tracking_uri: str
 ) -> ServiceSpec:
     """The aggregator: Flower SuperLink plus the FLOps ServerApp."""
-    tc = project.sla.training_configuration
     job = AggregatorJob(
         project_id=project.id,
         bus=settings.bus,
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
         superlink_port=superlink_port,
-        rounds=tc.training_rounds,
-        strategy=tc.strategy,
-        min_available_clients=tc.min_available_clients,
-        min_fit_clients=tc.min_fit_clients,
-        min_evaluate_clients=tc.min_evaluate_clients,
-        learners=tc.learner_count,
-        round_timeout_s=tc.round_timeout_s,
+        training=project.sla.training_configuration,
         mlflow_tracking_uri=tracking_uri,
         mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
     )

@@ -27,6 +27,11 @@ def test_health_needs_no_token_everything_else_does(suite: EmbeddedSuite) -> Non
     assert bad.status_code == 401
 
 
+def _strategy(name: str, options: dict) -> dict:
+    """An SLA change choosing strategy ``name`` with ``options`` (checked at submit: 422, not a failed run)."""
+    return {"training_configuration": {"data_tags": ["d"], "strategy": {"name": name, "options": options}}}
+
+
 @pytest.mark.parametrize(
     ("change", "loc", "reason"),
     [
@@ -39,6 +44,21 @@ def test_health_needs_no_token_everything_else_does(suite: EmbeddedSuite) -> Non
             {"training_configuration": {"data_tags": ["d"], "training_rounds": 0}},
             ["body", "training_configuration", "training_rounds"],
             "greater than or equal to 1",
+        ),
+        (
+            _strategy("FedAdam", {"eta_typo": 0.1}),
+            ["body", "training_configuration", "strategy", "options", "eta_typo"],
+            "FedAdam does not accept 'eta_typo'; accepted: beta_1, beta_2, eta, eta_l, fraction_evaluate",
+        ),
+        (
+            _strategy("FedAdam", {"eta": "fast"}),
+            ["body", "training_configuration", "strategy", "options", "eta"],
+            "FedAdam option 'eta' must be float",
+        ),
+        (
+            _strategy("FedAvg", {"weighted_by_key": "n"}),
+            ["body", "training_configuration", "strategy", "options"],
+            "'weighted_by_key' is set by FLOps",
         ),
         ({"ml_model_flavor": "caffe"}, ["body", "ml_model_flavor"], "'sklearn'"),
         ({"ml_repo_url": "http://example.org/r"}, ["body", "ml_repo_url"], "scheme 'http'"),

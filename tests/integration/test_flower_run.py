@@ -22,8 +22,8 @@ import pytest
 
 from fl_actors.fab import prepare_app_dir
 from flops_common.events import EventKind
-from flops_common.jobs import AggregatorJob, BusConfig, LearnerJob
-from flops_common.sla import ModelFlavor, StrategyConfig
+from flops_common.jobs import AggregatorJob, BusConfig, LearnerJob, ServiceJob
+from flops_common.sla import ModelFlavor, StrategyConfig, TrainingConfiguration
 from tests.helpers.mosquitto import EventCollector, Mosquitto, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,25 +173,54 @@ def _processes_mentioning(*markers: str) -> list[str]:
     return found
 
 
-def _aggregator_job(project_id: str, app_dir: Path, port: int, broker: Mosquitto, mlflow_url: str, **kw: object):
-    values: dict = {
-        "project_id": project_id,
-        "bus": BusConfig(host="127.0.0.1", port=broker.port),
-        "flavor": ModelFlavor.SKLEARN,
-        "app_dir": str(app_dir),
-        "superlink_port": port,
-        "rounds": 3,
-        "strategy": StrategyConfig(),
-        "min_available_clients": 2,
-        "min_fit_clients": 2,
-        "min_evaluate_clients": 2,
-        "learners": 2,
-        "round_timeout_s": 90,
-        "mlflow_tracking_uri": mlflow_url,
-        "mlflow_experiment": project_id,
-    }
-    values.update(kw)
-    return AggregatorJob(**values)
+def _aggregator_job(
+    workdir: Path, name: str, broker: Mosquitto, mlflow_url: str, **training: object
+) -> tuple[AggregatorJob, Path]:
+    """Project ``it-<name>`` on the sklearn example (app prepared, MLflow up) and an empty dir to run it in.
+
+    Its training configuration is 3 rounds over 2 of 2 learners, changed by ``training``.
+    """
+    project_id = f"it-{name}"
+    app_dir = workdir / f"app-{name}"
+    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
+    _wait_http(f"{mlflow_url}/health", 60)
+    actors_dir = workdir / f"actors-{name}"
+    actors_dir.mkdir()
+    counts = {"min_available_clients": 2, "min_fit_clients": 2, "min_evaluate_clients": 2, "learners": 2}
+    job = AggregatorJob(
+        project_id=project_id,
+        bus=BusConfig(host="127.0.0.1", port=broker.port),
+        flavor=ModelFlavor.SKLEARN,
+        app_dir=str(app_dir),
+        superlink_port=free_port(),
+        training=TrainingConfiguration.model_validate(
+            {"data_tags": ["digits"], "training_rounds": 3, "round_timeout_s": 90, **counts, **training}
+        ),
+        mlflow_tracking_uri=mlflow_url,
+        mlflow_experiment=project_id,
+    )
+    return job, actors_dir
+
+
+def _start_actor(python: Path, module: str, job: ServiceJob, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m module`` with ``job`` in ``FLOPS_JOB``, in the log's directory, its output in ``log``."""
+    return subprocess.Popen(
+        [str(python), "-m", module],
+        env={**os.environ, "FLOPS_JOB": job.model_dump_json()},
+        cwd=log.parent,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """``proc``'s exit code; after ``timeout_s`` it is killed and ``TimeoutExpired`` raised."""
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def test_three_rounds_two_learners_digits_sklearn(
@@ -203,50 +232,33 @@ def test_three_rounds_two_learners_digits_sklearn(
 ) -> None:
     import mlflow
 
-    project_id = "it-digits"
-    app_dir = workdir / "app"
-    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
-    _wait_http(f"{mlflow_server}/health", 60)
-    bus = BusConfig(host="127.0.0.1", port=broker.port)
-    superlink_port, *supernode_ports = free_port(), free_port(), free_port()
-    aggregator_job = _aggregator_job(project_id, app_dir, superlink_port, broker, mlflow_server)
+    aggregator_job, actors_dir = _aggregator_job(workdir, "digits", broker, mlflow_server)
+    project_id = aggregator_job.project_id
+    supernode_ports = free_port(), free_port()
     collector = EventCollector(broker.port)
-    actors_dir = workdir / "actors"
-    actors_dir.mkdir()
     learners = []
     try:
         for index, (data_dir, port) in enumerate(zip(partitions, supernode_ports, strict=True)):
             job = LearnerJob(
                 project_id=project_id,
-                bus=bus,
+                bus=aggregator_job.bus,
                 learner_index=index,
-                app_dir=str(app_dir),
-                superlink_address=f"127.0.0.1:{superlink_port}",
+                app_dir=aggregator_job.app_dir,
+                superlink_address=f"127.0.0.1:{aggregator_job.superlink_port}",
                 supernode_port=port,
                 data_dir=str(data_dir),
             )
             learners.append(
-                subprocess.Popen(
-                    [str(actor_envs["learner"]), "-m", "fl_actors.learner"],
-                    env={**os.environ, "FLOPS_JOB": job.model_dump_json()},
-                    cwd=actors_dir,
-                    stdout=(actors_dir / f"learner-{index}.log").open("wb"),
-                    stderr=subprocess.STDOUT,
-                )
+                _start_actor(actor_envs["learner"], "fl_actors.learner", job, actors_dir / f"learner-{index}.log")
             )
         started = time.monotonic()
-        aggregator = subprocess.run(
-            [str(actor_envs["aggregator"]), "-m", "fl_actors.aggregator"],
-            env={**os.environ, "FLOPS_JOB": aggregator_job.model_dump_json()},
-            cwd=actors_dir,
-            stdout=(actors_dir / "aggregator.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            timeout=600,
-            check=False,
+        aggregator = _start_actor(
+            actor_envs["aggregator"], "fl_actors.aggregator", aggregator_job, actors_dir / "aggregator.log"
         )
+        returncode = _wait_or_kill(aggregator, 600)
         elapsed = time.monotonic() - started
         log_tail = (actors_dir / "aggregator.log").read_text(errors="replace")[-3000:]
-        assert aggregator.returncode == 0, log_tail
+        assert returncode == 0, log_tail
         events = collector.wait_for(project_id, {EventKind.TRAINING_SUCCEEDED}, timeout_s=10)
     finally:
         for proc in learners:
@@ -278,8 +290,8 @@ def test_three_rounds_two_learners_digits_sklearn(
     run = client.get_run(run_ref["run_id"])
     assert run.info.status == "FINISHED"
     assert run.info.experiment_id == run_ref["experiment_id"]
-    assert run.data.params["strategy"] == "FedAvg"
-    assert run.data.params["rounds"] == "3"
+    assert run.data.params["strategy.name"] == "FedAvg"
+    assert run.data.params["training_rounds"] == "3"
     for metric in ("eval_accuracy", "eval_loss", "round_time_s", "clients_replied"):
         history = client.get_metric_history(run.info.run_id, metric)
         assert sorted(point.step for point in history) == [1, 2, 3], metric
@@ -300,38 +312,26 @@ def test_three_rounds_two_learners_digits_sklearn(
 def test_a_failing_server_app_is_reported_with_its_cause(
     workdir: Path, mlflow_server: str, broker: Mosquitto, actor_envs: dict[str, Path]
 ) -> None:
-    """A bad strategy option makes the ServerApp fail: TRAINING_FAILED says why, exit code 1."""
-    project_id = "it-bad-option"
-    app_dir = workdir / "app-bad"
-    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
-    _wait_http(f"{mlflow_server}/health", 60)
-    job = _aggregator_job(
-        project_id,
-        app_dir,
-        free_port(),
-        broker,
-        mlflow_server,
-        strategy=StrategyConfig(options={"learning_rate": 0.1}),
+    """A strategy option FedAvg refuses makes the ServerApp fail: TRAINING_FAILED says why, exit code 1.
+
+    The manager refuses such an SLA at submit (422); a job that skipped that check still fails
+    with the cause, not silently.
+    """
+    job, actors_dir = _aggregator_job(
+        workdir, "bad-option", broker, mlflow_server, strategy=StrategyConfig(options={"learning_rate": 0.1})
     )
+    project_id = job.project_id
     collector = EventCollector(broker.port)
-    actors_dir = workdir / "actors-bad"
-    actors_dir.mkdir()
     try:
-        done = subprocess.run(
-            [str(actor_envs["aggregator"]), "-m", "fl_actors.aggregator"],
-            env={**os.environ, "FLOPS_JOB": job.model_dump_json()},
-            cwd=actors_dir,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        aggregator = _start_actor(actor_envs["aggregator"], "fl_actors.aggregator", job, actors_dir / "aggregator.log")
+        returncode = _wait_or_kill(aggregator, 300)
         events = collector.wait_for(project_id, {EventKind.TRAINING_FAILED}, timeout_s=10)
     finally:
         collector.close()
-    assert done.returncode == 1
+    assert returncode == 1
     failed = next(event for event in events if event.kind == EventKind.TRAINING_FAILED)
     assert "finished:failed" in failed.message
-    assert "FedAvg does not accept the options ['learning_rate']" in failed.message
+    assert "FedAvg does not accept 'learning_rate'; accepted: " in failed.message
     assert _processes_mentioning(str(actors_dir)) == []
 
 
@@ -339,21 +339,10 @@ def test_sigterm_stops_the_aggregator_and_everything_it_started(
     workdir: Path, mlflow_server: str, broker: Mosquitto, actor_envs: dict[str, Path]
 ) -> None:
     """No learner ever connects; SIGTERM during the run leaves no SuperLink/ServerApp behind."""
-    project_id = "it-sigterm"
-    app_dir = workdir / "app-sigterm"
-    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
-    _wait_http(f"{mlflow_server}/health", 60)
-    job = _aggregator_job(project_id, app_dir, free_port(), broker, mlflow_server)
+    job, actors_dir = _aggregator_job(workdir, "sigterm", broker, mlflow_server)
+    project_id = job.project_id
     collector = EventCollector(broker.port)
-    actors_dir = workdir / "actors-sigterm"
-    actors_dir.mkdir()
-    proc = subprocess.Popen(
-        [str(actor_envs["aggregator"]), "-m", "fl_actors.aggregator"],
-        env={**os.environ, "FLOPS_JOB": job.model_dump_json()},
-        cwd=actors_dir,
-        stdout=(actors_dir / "aggregator.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = _start_actor(actor_envs["aggregator"], "fl_actors.aggregator", job, actors_dir / "aggregator.log")
     try:
         collector.wait_for(project_id, {EventKind.TRAINING_STARTED}, timeout_s=120)
         deadline = time.monotonic() + 60  # until the ServerApp process is up (waiting for learners)

@@ -1,16 +1,35 @@
-"""An in-process stand-in for Flower's Grid: messages go straight to FLOps' ClientApp."""
+"""Stand-ins for the actors' unit tests: an in-process Flower Grid (messages go straight to FLOps'
+ClientApp), digits partitions, and aggregator jobs."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flwr.app import Context, Error, Message, RecordDict
 
+from flops_common.jobs import AggregatorJob, BusConfig
+from flops_common.sla import ModelFlavor, TrainingConfiguration
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SKLEARN_REPO = REPO_ROOT / "examples" / "ml_repos" / "digits_sklearn"
+
+
+def aggregator_job(flavor: ModelFlavor = ModelFlavor.SKLEARN, **training: Any) -> AggregatorJob:
+    """An aggregator job for project ``p-1`` whose training configuration is the SLA's defaults plus ``training``."""
+    return AggregatorJob(
+        project_id="p-1",
+        bus=BusConfig(),
+        flavor=flavor,
+        app_dir="/app",
+        superlink_port=9100,
+        training=TrainingConfiguration.model_validate({"data_tags": ["digits"], **training}),
+        mlflow_tracking_uri="http://127.0.0.1:5000",
+        mlflow_experiment="p-1",
+    )
 
 
 def write_digits_partitions(root: Path, count: int = 2) -> list[Path]:

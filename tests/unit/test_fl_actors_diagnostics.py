@@ -5,8 +5,7 @@ from __future__ import annotations
 from fl_actors.aggregator import failure_cause, overall_timeout_s
 from fl_actors.diagnostics import error_summary
 from fl_actors.flower_cli import RunStatus
-from flops_common.jobs import AggregatorJob, BusConfig
-from flops_common.sla import ModelFlavor, StrategyConfig
+from tests.unit.fl_actors_fakes import aggregator_job
 
 TRACEBACK = """\x1b[91mERROR \x1b[0m:     ServerApp raised an exception
 Traceback (most recent call last):
@@ -32,20 +31,5 @@ def test_failure_cause_prefers_flowers_details_then_the_log() -> None:
 
 
 def test_overall_timeout_covers_connecting_rounds_and_a_margin() -> None:
-    job = AggregatorJob(
-        project_id="p",
-        bus=BusConfig(),
-        flavor=ModelFlavor.SKLEARN,
-        app_dir="/a",
-        superlink_port=1,
-        rounds=3,
-        strategy=StrategyConfig(),
-        min_available_clients=1,
-        min_fit_clients=1,
-        min_evaluate_clients=1,
-        learners=1,
-        round_timeout_s=60,
-        mlflow_tracking_uri="http://x",
-        mlflow_experiment="p",
-    )
+    job = aggregator_job(training_rounds=3, round_timeout_s=60)
     assert overall_timeout_s(job) == 120 + 4 * 2 * 60 + 120

@@ -44,7 +44,7 @@ def test_app_dir_holds_the_repo_and_a_valid_flower_config(tmp_path: Path) -> Non
         "serverapp": "fl_actors.server_app:app",
         "clientapp": "fl_actors.client_app:app",
     }
-    assert config["tool"]["flwr"]["app"]["config"] == run_config.DEFAULTS
+    assert config["tool"]["flwr"]["app"]["config"] == run_config.declared_config()
     # Flower's own check, which also resolves the components outside the app directory.
     valid, errors, _ = validate_config(config, check_module=True, project_dir=app)
     assert valid, errors

@@ -14,7 +14,7 @@ from flwr.serverapp import Grid
 from fl_actors import ml_repo
 from fl_actors.rounds import LoopSettings, RoundReport, TrainingError, run_rounds, wait_for_nodes
 from fl_actors.strategies import build_strategy
-from flops_common.sla import StrategyName
+from flops_common.sla import TrainingConfiguration
 from tests.unit.fl_actors_fakes import SKLEARN_REPO, FakeGrid, write_digits_partitions
 
 
@@ -28,14 +28,17 @@ def sklearn_repo_on_path() -> Iterator[None]:
 
 
 def _run(grid: FakeGrid, eval_in_train: bool, rounds: int = 3) -> tuple[list[RoundReport], list[RoundReport]]:
-    strategy = build_strategy(StrategyName.FEDAVG, {}, 2, 2, 2)
+    training = TrainingConfiguration(
+        data_tags=["digits"], min_available_clients=2, min_fit_clients=2, min_evaluate_clients=2
+    )
+    strategy = build_strategy(training)
     initial = ArrayRecord(ml_repo.new_model_manager().get_model_parameters())
     seen: list[RoundReport] = []
     result = run_rounds(
         cast(Grid, grid),
         strategy,
         initial,
-        LoopSettings(rounds=rounds, round_timeout_s=30, eval_in_train=eval_in_train, poll_interval_s=0.01),
+        LoopSettings(training_rounds=rounds, round_timeout_s=30, eval_in_train=eval_in_train, poll_interval_s=0.01),
         seen.append,
     )
     return seen, result.reports
