@@ -6,7 +6,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from flops_common.events import Event, EventKind, Source
+from flops_common.events import EventKind, Source, make_event
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import EventPublisher
 from flops_common.stages import Stage
@@ -28,14 +28,7 @@ class EventReporter:
 
     def publish(self, kind: EventKind, message: str = "", data: dict[str, Any] | None = None) -> bool:
         """Publish one event (QoS 1, waits for the broker's ack); ``False`` if it could not."""
-        event = Event(
-            project_id=self.project_id,
-            source=self.source,
-            kind=kind,
-            stage=self.stage,
-            message=message,
-            data=data or {},
-        )
+        event = make_event(self.project_id, self.source, kind, message, stage=self.stage, **(data or {}))
         log.info("event %s: %s", kind.value, message)
         if self._publisher is None:
             return False

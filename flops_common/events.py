@@ -49,3 +49,16 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     timestamp: float = Field(default_factory=time.time)
     event_id: str = Field(default_factory=lambda: __import__("uuid").uuid4().hex)
+
+
+def make_event(
+    project_id: str,
+    source: Source,
+    kind: EventKind,
+    message: str = "",
+    *,
+    stage: Stage | None = None,
+    **data: Any,
+) -> Event:
+    """An event of ``project_id`` published by ``source``; keyword arguments beyond ``stage`` are its data."""
+    return Event(project_id=project_id, source=source, kind=kind, stage=stage, message=message, data=data)

@@ -1,11 +1,19 @@
-"""Keeps credentials out of messages: strips userinfo from repo URLs."""
+"""Keeps credentials out of logs, events, labels and messages: one place that knows URL userinfo."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
+_USERINFO = re.compile(r"(://)[^/@]*@")
 
-def safe_url(url: str) -> str:
+
+def redact_url(text: str) -> str:
+    """``text`` with the ``user:password`` part of every URL in it masked (``https://***@host/x``)."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def strip_userinfo(url: str) -> str:
     """``url`` without its userinfo (``https://user:token@host/x`` -> ``https://host/x``).
 
     scp-like addresses (``git@host:path``) keep their user name: it is not a secret.
@@ -18,8 +26,8 @@ def safe_url(url: str) -> str:
 
 
 def redact(text: str, url: str) -> str:
-    """``text`` with ``url`` and any userinfo of it replaced by the safe form."""
-    clean = safe_url(url)
+    """``text`` with ``url`` in its safe form and any piece of its userinfo masked."""
+    clean = strip_userinfo(url)
     if clean == url:
         return text
     text = text.replace(url, clean)
