@@ -23,8 +23,9 @@ import pytest
 
 from flops_common.image_key import ImageKey
 from flops_common.oci_images import AGGREGATOR_REPOSITORY, LEARNER_REPOSITORY, actor_labels
+from flops_common.oci_registry import DistributionClient
 from flops_common.sla import ModelFlavor
-from flops_manager.registry.oci import DistributionClient, OciRegistry
+from flops_manager.registry.oci import OciRegistry
 from flops_manager.suite.docker_engine import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
