@@ -17,7 +17,7 @@ from bench.e2e import FINAL, cold_and_warm
 from bench.plain_flower_run import run_plain_flower
 from bench.scale import round_metrics, run_scale
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import PROJECT_ROOT, EmbeddedSuite, SuitePorts
+from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite, SuitePorts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALE_SIZES = (2, 5, 10, 20)

@@ -34,7 +34,7 @@ from flops_common.image_key import ImageKey  # noqa: E402
 from flops_common.jobs import JOB_ENV, BuildJob, BusConfig  # noqa: E402
 from flops_common.oci_images import actor_ref  # noqa: E402
 from flops_common.sla import ModelFlavor  # noqa: E402
-from flops_manager.suite.docker_engine import DockerEngine, RegistryServer, make_base_image  # noqa: E402
+from flops_suite.docker_engine import DockerEngine, RegistryServer, make_base_image  # noqa: E402
 from tests.helpers.git_repos import file_url, make_git_repo  # noqa: E402
 
 TARGETS = {"cold_s": 120.0, "code_only_s": 15.0, "learner_mb": 600.0}

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.__main__ import RESULTS, _ports, api_load_args, run_api_load
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 
 def _py_spy(pid: int, out: Path, gil: bool) -> subprocess.Popen[bytes] | None:

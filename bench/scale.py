@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.e2e import run_project
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 

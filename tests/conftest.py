@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite, SuitePorts
+from flops_suite.embedded import EmbeddedSuite, SuitePorts
 
 
 def _free_ports(count: int) -> list[int]:

@@ -26,7 +26,7 @@ from typing import Any
 import docker
 from docker.errors import NotFound
 
-from flops_manager.suite.embedded import EmbeddedSuite, SuitePorts
+from flops_suite.embedded import EmbeddedSuite, SuitePorts
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from flops_manager.cli.client import ApiError, FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import example_sla
 
 

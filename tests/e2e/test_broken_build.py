@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
-from flops_manager.suite.example_repos import publish_repo
+from flops_suite.embedded import EmbeddedSuite
+from flops_suite.example_repos import publish_repo
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final
 
 BROKEN = Path(__file__).resolve().parents[1] / "broken_repos"

@@ -30,7 +30,7 @@ from pymongo import MongoClient
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
-from flops_manager.suite.embedded import EmbeddedSuite, SuiteCredentials, SuitePorts
+from flops_suite.embedded import EmbeddedSuite, SuiteCredentials, SuitePorts
 from tests.e2e.conftest import FINAL, assert_nothing_left, example_sla
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

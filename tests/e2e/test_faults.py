@@ -13,7 +13,7 @@ import pytest
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ import pytest
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.docker_base import LABEL_PROJECT
 from flops_manager.orchestrator.swarm import data_tag_label
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
 from tests.e2e.containers import (
     DockerEngine,

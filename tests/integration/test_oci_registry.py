@@ -26,7 +26,7 @@ from flops_common.oci_images import AGGREGATOR_REPOSITORY, LEARNER_REPOSITORY, a
 from flops_common.oci_registry import DistributionClient
 from flops_common.sla import ModelFlavor
 from flops_manager.registry.oci import OciRegistry
-from flops_manager.suite.docker_engine import RegistryServer
+from flops_suite.docker_engine import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from flops_common.sla import ProjectSLA
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.projects.models import Project, StageRecord
 from flops_manager.store.project_store import ProjectStore
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 
 @pytest.fixture

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from flops_manager.suite.example_repos import publish_examples
-from flops_manager.suite.processes import ManagedProcess, port_open
+from flops_suite.example_repos import publish_examples
+from flops_suite.processes import ManagedProcess, port_open
 
 if TYPE_CHECKING:
     from flops_manager.orchestrator.base import Orchestrator
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class SuitePorts(BaseModel):

@@ -12,7 +12,7 @@ Networking rule of this platform: dockerd runs with ``--bridge=none --iptables=f
 --ip6tables=false`` and a link-local default address pool, so no bridge on a private range can appear;
 every container and build uses host networking and talks to 127.0.0.1 only.
 
-``python -m flops_manager.suite.docker_engine start|stop|status|registry-start|registry-stop|base-image|build-image``
+``python -m flops_suite.docker_engine start|stop|status|registry-start|registry-stop|base-image|build-image``
 is what ``deploy/start-docker.sh``, ``deploy/stop-docker.sh``, ``deploy/make-base-image.sh`` and
 ``deploy/build-images.sh`` run. The state dir is ``--state-dir``, else ``FLOPS_DOCKER_STATE``, else
 ``$FLOPS_HOME/docker``.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-from flops_manager.suite.processes import ManagedProcess, pid_alive
+from flops_suite.processes import ManagedProcess, pid_alive
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DEFAULT_BASE_IMAGE = "flops-base:bookworm"
@@ -63,7 +63,7 @@ DEFAULT_SERVICES_BASE_IMAGE = "flops-services-base:bookworm"
 # A network created by mistake gets a link-local range, never 10/8, 172.16/12 or 192.168/16.
 SAFE_ADDRESS_POOL = "base=169.254.192.0/18,size=24"
 _MAX_SOCKET_PATH = 100  # unix socket paths are limited to 108 bytes
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_state_dir() -> Path:
@@ -173,7 +173,7 @@ class DockerEngine:
         from docker import DockerClient
         from docker.errors import DockerException
 
-        from flops_manager.suite import swarm
+        from flops_suite import swarm
 
         client = DockerClient(base_url=self.host, timeout=60)
         try:
@@ -395,7 +395,7 @@ def build_platform_image(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line behind the deploy/ scripts."""
-    parser = argparse.ArgumentParser(prog="python -m flops_manager.suite.docker_engine")
+    parser = argparse.ArgumentParser(prog="python -m flops_suite.docker_engine")
     parser.add_argument(
         "action",
         choices=["start", "stop", "status", "registry-start", "registry-stop", "base-image", "build-image"],
