@@ -48,6 +48,8 @@ class DockerOrchestrator(DockerBackedOrchestrator):
     """Containers with host networking on one engine; virtual nodes from configuration."""
 
     name = "docker"
+    _collection = "containers"
+    _id_key = "container"
 
     def __init__(
         self,
@@ -56,11 +58,10 @@ class DockerOrchestrator(DockerBackedOrchestrator):
         learner_nodes: int,
         builder_nodes: int,
         service_image: str,
-        docker_host: str | None = None,
-        ca_bundle: str | None = None,
-        instance: str | None = None,
+        **engine: str | None,
     ) -> None:
-        super().__init__(nodes_dir, services_dir, service_image, docker_host, ca_bundle, instance)
+        """``engine``: ``docker_host``, ``ca_bundle`` and ``instance`` as the base takes them."""
+        super().__init__(nodes_dir, services_dir, service_image, **engine)
         self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes)
 
     # nodes
@@ -130,15 +131,9 @@ class DockerOrchestrator(DockerBackedOrchestrator):
         # Not service.json: that name is the local backend's record of a process service.
         return self._deployed(spec, node.name, info, record="container.json")
 
-    def _container(self, handle: ServiceHandle) -> Any | None:
-        try:
-            return self._client.containers.get(handle.info["container"])
-        except NotFound:
-            return None
-
     def status(self, handle: ServiceHandle) -> ServiceStatus:
         """Running while the container runs; then its exit code; gone once removed."""
-        container = self._container(handle)
+        container = self._engine_object(handle)
         if container is None:
             return ServiceStatus(state=ServiceState.GONE)
         state = container.attrs.get("State", {})
@@ -146,20 +141,9 @@ class DockerOrchestrator(DockerBackedOrchestrator):
             return ServiceStatus(state=ServiceState.RUNNING)
         return ServiceStatus(state=ServiceState.EXITED, exit_code=state.get("ExitCode"))
 
-    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
-        """The container's combined stdout and stderr (the saved log once it was removed)."""
-        container = self._container(handle)
-        if container is None:
-            return self._saved_logs(handle, tail)
-        try:
-            raw = container.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
-        except APIError:
-            return ""
-        return bytes(raw).decode(errors="replace")
-
     def undeploy(self, handle: ServiceHandle) -> None:
         """Save the output, stop (SIGTERM, SIGKILL after a grace period) and remove; idempotent."""
-        container = self._container(handle)
+        container = self._engine_object(handle)
         if container is None:
             self._secret_env_file(handle.service_id).unlink(missing_ok=True)
             return

@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import docker
+from docker.errors import APIError, NotFound
 
 from flops_manager.orchestrator.base import Node, Orchestrator, ServiceHandle, ServiceRole, ServiceSpec
 
-LABEL_MANAGED = "org.flops.managed"
-LABEL_INSTANCE = "org.flops.instance"
-LABEL_PROJECT = "org.flops.project"
-LABEL_SERVICE = "org.flops.service"
-LABEL_ROLE = "org.flops.role"
-LABEL_NODE = "org.flops.node"
+LABEL_MANAGED, LABEL_INSTANCE, LABEL_PROJECT, LABEL_SERVICE, LABEL_ROLE, LABEL_NODE = (
+    f"org.flops.{name}" for name in ("managed", "instance", "project", "service", "role", "node")
+)
 DOCKER_SOCKET_IN_CONTAINER = "/var/run/docker.sock"
 CA_BUNDLE_IN_CONTAINER = "/etc/flops/ca-bundle.crt"
 CLIENT_TIMEOUT_S = 120
@@ -48,7 +46,14 @@ class Bind(NamedTuple):
 
 
 class DockerBackedOrchestrator(Orchestrator):
-    """A backend talking to a Docker engine (``DOCKER_HOST`` or the given address)."""
+    """A backend talking to a Docker engine (``DOCKER_HOST`` or the given address).
+
+    A deployed service is one object of the engine's ``_collection`` (containers, services) whose id
+    its handle keeps under ``info[_id_key]``.
+    """
+
+    _collection: str
+    _id_key: str
 
     def __init__(
         self,
@@ -82,6 +87,13 @@ class DockerBackedOrchestrator(Orchestrator):
         if self._client_ is not None:
             self._client_.close()
             self._client_ = None
+
+    def _engine_object(self, handle: ServiceHandle) -> Any | None:
+        """The container or Swarm service of ``handle``; None once it is removed."""
+        try:
+            return getattr(self._client, self._collection).get(handle.info[self._id_key])
+        except NotFound:
+            return None
 
     def engine_name(self, project_id: str, service: str) -> str:
         """The container's or Swarm service's name: unique per manager instance, project and service."""
@@ -157,6 +169,23 @@ class DockerBackedOrchestrator(Orchestrator):
         path = self._output_log(handle)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(output)
+
+    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
+        """The service's combined stdout and stderr from the engine (the saved output once it was removed)."""
+        found = self._engine_object(handle)
+        if found is None:
+            return self._saved_logs(handle, tail)
+        try:
+            # A container answers with bytes, a Swarm service with a stream of chunks.
+            raw = found.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+            text = (raw if isinstance(raw, bytes) else b"".join(raw)).decode(errors="replace")
+        except APIError:
+            text = ""
+        return text + self._engine_note(found)
+
+    def _engine_note(self, found: Any) -> str:
+        """What the engine says about a service beyond its output (appended to its logs)."""
+        return ""
 
     def _saved_logs(self, handle: ServiceHandle, tail: int | None) -> str:
         """The output saved on undeploy (last ``tail`` lines when given); empty if there is none."""

@@ -120,6 +120,8 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
     """Swarm services with host networking, placed by node labels."""
 
     name = "swarm"
+    _collection = "services"
+    _id_key = "service"
 
     # nodes
     def nodes(self) -> list[Node]:
@@ -204,15 +206,9 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         info = {"service": service.id, "service_name": name, "image": image}
         return self._deployed(spec, node_name, info, record="swarm-service.json")
 
-    def _service(self, handle: ServiceHandle) -> Any | None:
-        try:
-            return self._client.services.get(handle.info["service"])
-        except NotFound:
-            return None
-
     def status(self, handle: ServiceHandle) -> ServiceStatus:
         """Running until its task ends (or cannot be scheduled); then the exit code; gone once removed."""
-        service = self._service(handle)
+        service = self._engine_object(handle)
         if service is None:
             return ServiceStatus(state=ServiceState.GONE)
         task = _latest_task(service)
@@ -224,24 +220,16 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
             return ServiceStatus(state=ServiceState.EXITED, exit_code=status.get("ContainerStatus", {}).get("ExitCode"))
         return ServiceStatus(state=ServiceState.RUNNING)
 
-    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
-        """The service's output through the service API, then Swarm's word on its task if it failed."""
-        service = self._service(handle)
-        if service is None:
-            return self._saved_logs(handle, tail)
-        try:
-            chunks = service.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
-            text = b"".join(chunks).decode(errors="replace")
-        except APIError:
-            text = ""
-        task = _latest_task(service)
+    def _engine_note(self, found: Any) -> str:
+        """Swarm's word on the service's task if it failed."""
+        task = _latest_task(found)
         if task is not None and task.get("Status", {}).get("Err"):
-            text += f"\nswarm: task {task['Status']['State']}: {task['Status']['Err']}"
-        return text
+            return f"\nswarm: task {task['Status']['State']}: {task['Status']['Err']}"
+        return ""
 
     def undeploy(self, handle: ServiceHandle) -> None:
         """Save the output, remove the service (Swarm stops its container) and its secret; idempotent."""
-        service = self._service(handle)
+        service = self._engine_object(handle)
         if service is not None:
             with contextlib.suppress(APIError, OSError):
                 self._save_output(handle, self.logs(handle).encode())

@@ -100,3 +100,21 @@ def test_a_removed_service_answers_with_its_saved_output(tmp_path: Path, tail: i
     assert orchestrator._saved_logs(handle, tail) == ""
     orchestrator._save_output(handle, b"one\ntwo\nthree\n")
     assert orchestrator._saved_logs(handle, tail) == ("one\ntwo\nthree\n" if tail is None else "two\nthree")
+
+
+def test_logs_of_a_container_and_of_a_swarm_service_with_its_task_error(tmp_path: Path) -> None:
+    docker_backend, swarm_backend = _docker(tmp_path), _swarm(tmp_path)
+    container = SimpleNamespace(logs=lambda **kw: b"trained\n")
+    task = {"Version": {"Index": 1}, "Status": {"State": "rejected", "Err": "no such image"}}
+    service = SimpleNamespace(logs=lambda **kw: iter([b"start", b"ed\n"]), tasks=lambda: [task])
+    docker_backend._client_ = SimpleNamespace(containers=SimpleNamespace(get=lambda ref: container))
+    swarm_backend._client_ = SimpleNamespace(services=SimpleNamespace(get=lambda ref: service))
+    role = ServiceRole.LEARNER
+    assert (
+        docker_backend.logs(
+            ServiceHandle(backend="docker", service_id="p/s", name="s", role=role, node="n", info={"container": "c1"})
+        )
+        == "trained\n"
+    )
+    handle = ServiceHandle(backend="swarm", service_id="p/s", name="s", role=role, node="n", info={"service": "s1"})
+    assert swarm_backend.logs(handle) == "started\n\nswarm: task rejected: no such image"
