@@ -21,11 +21,9 @@ is what ``deploy/start-docker.sh``, ``deploy/stop-docker.sh``, ``deploy/make-bas
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from flops_suite.processes import ManagedProcess, pid_alive
+from flops_suite.processes import ManagedProcess, ProcessService, terminate
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DEFAULT_BASE_IMAGE = "flops-base:bookworm"
@@ -80,7 +78,7 @@ def _exec_root(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"flops-docker-{tag}"
 
 
-class DockerEngine:
+class DockerEngine(ProcessService):
     """One dockerd with its own data root, exec root, socket and PID file."""
 
     def __init__(self, state_dir: Path | None = None) -> None:
@@ -96,11 +94,6 @@ class DockerEngine:
     def host(self) -> str:
         """The ``DOCKER_HOST`` of this engine."""
         return f"unix://{self.socket}"
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the dockerd we started, if it runs."""
-        return self._process.pid
 
     @property
     def log_file(self) -> Path:
@@ -158,13 +151,7 @@ class DockerEngine:
         if pid is not None and self.ping():
             self._leave_swarm()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            while pid_alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.2)
+            terminate(pid, grace_s, poll_s=0.2, group=False)
         # Reaps it and ends whatever is left of its process group (containerd) by that group's id.
         self._process.stop(grace_s=5.0)
         self._unmount_leftovers()
@@ -201,7 +188,7 @@ class DockerEngine:
         return docker.DockerClient(base_url=self.host, timeout=timeout)
 
 
-class RegistryServer:
+class RegistryServer(ProcessService):
     """``docker-registry serve CONFIG`` on 127.0.0.1:PORT with deletes enabled."""
 
     def __init__(self, state_dir: Path | None = None, port: int = 5000) -> None:
@@ -216,11 +203,6 @@ class RegistryServer:
     def address(self) -> str:
         """``host:port`` of the registry (what image references start with)."""
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the registry we started, if it runs."""
-        return self._process.pid
 
     def config_text(self) -> str:
         """The registry's configuration (distribution 2.x format)."""
