@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,18 +17,14 @@ from bench.plain_flower_run import run_plain_flower
 from bench.scale import round_metrics, run_scale
 from flops_manager.cli.client import FlopsClient
 from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite, SuitePorts
+from tests.helpers.ports import free_ports
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALE_SIZES = (2, 5, 10, 20)
 
 
 def _ports() -> SuitePorts:
-    socks = [socket.socket() for _ in range(5)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    ports = free_ports(5)
     return SuitePorts(broker=ports[0], store=ports[1], mlflow=ports[2], git=ports[3], api=ports[4])
 
 

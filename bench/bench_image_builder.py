@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,12 +29,7 @@ from flops_common.jobs import JOB_ENV, BuildJob, BusConfig  # noqa: E402
 from flops_common.local_layout import manifest_path  # noqa: E402
 from flops_common.sla import ModelFlavor  # noqa: E402
 from tests.helpers.git_repos import file_url, make_git_repo  # noqa: E402
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port  # noqa: E402
 
 
 def snapshot(dest: Path) -> Path:
@@ -49,7 +43,7 @@ def build(url: str, commit: str, registry: Path, extra_env: dict[str, str], code
     """Run one builder process; return its wall time and the manifest's timings."""
     job = BuildJob(
         project_id="bench",
-        bus=BusConfig(port=_closed_port()),
+        bus=BusConfig(port=free_port()),
         key=ImageKey(repo_url=url, commit=commit, flavor=ModelFlavor.SKLEARN),
         registry=str(registry),
     )

@@ -23,6 +23,8 @@ LEARNER_REPOSITORY = "flops/learner"
 AGGREGATOR_REPOSITORY = "flops/aggregator"
 DEPS_REPOSITORY = "flops/deps"
 ACTOR_REPOSITORIES = {"learner": LEARNER_REPOSITORY, "aggregator": AGGREGATOR_REPOSITORY}
+# The FL-actor base image FLOPS makes locally (deploy/make-base-image.sh actor); FLOPS_BASE_IMAGE overrides it.
+DEFAULT_BASE_IMAGE = "flops-base:bookworm"
 APP_DIR = "/opt/flops/app"  # the repo code plus the generated Flower app, inside both actor images
 VENV_DIR = "/opt/flops/venv"
 

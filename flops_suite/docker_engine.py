@@ -32,10 +32,10 @@ from pathlib import Path
 
 import httpx
 
+from flops_common.oci_images import DEFAULT_BASE_IMAGE
 from flops_suite.processes import ManagedProcess, ProcessService, terminate
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-DEFAULT_BASE_IMAGE = "flops-base:bookworm"
 DEFAULT_PLATFORM_BASE_IMAGE = "flops-platform-base:bookworm"
 DEBIAN_SUITE = "bookworm"
 # What FL-actor images run on: Python with venv, TLS roots, the C++ runtime numpy/grpc need.

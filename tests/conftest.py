@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,24 +9,13 @@ import pytest
 
 from flops_manager.cli.client import FlopsClient
 from flops_suite.embedded import EmbeddedSuite, SuitePorts
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+from tests.helpers.ports import free_ports
 
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """The whole embedded suite, started by the project's own launcher, stopped by PID afterwards."""
-    broker, store, mlflow, git, api = _free_ports(5)
+    broker, store, mlflow, git, api = free_ports(5)
     home = tmp_path_factory.mktemp("flops-home")
     instance = EmbeddedSuite(
         home,

@@ -36,6 +36,7 @@ from flops_common.image_key import ImageManifest
 from flops_common.jobs import BuildJob
 from flops_common.oci_images import (
     APP_DIR,
+    DEFAULT_BASE_IMAGE,
     DEPS_REPOSITORY,
     actor_labels,
     actor_ref,
@@ -61,7 +62,6 @@ from image_builder.uv_tool import failure_summary, uv_bin
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_IMAGE = "flops-base:bookworm"
 CA_BUNDLE_ENV = "FLOPS_BUILD_CA_BUNDLE"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Bump when the Dockerfiles or oci_stage.py change what a dependency image holds.

@@ -13,7 +13,6 @@ import contextlib
 import ipaddress
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,21 +26,11 @@ import docker
 from docker.errors import NotFound
 
 from flops_suite.embedded import EmbeddedSuite, SuitePorts
+from tests.helpers.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    socks = [socket.socket() for _ in range(count)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 def interfaces() -> tuple[set[str], list[str]]:

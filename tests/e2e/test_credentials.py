@@ -15,7 +15,6 @@ import base64
 import json
 import mmap
 import os
-import socket
 import stat
 import threading
 import time
@@ -32,24 +31,15 @@ from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
 from flops_suite.embedded import EmbeddedSuite, SuiteCredentials, SuitePorts
 from tests.e2e.conftest import FINAL, assert_nothing_left, example_sla
+from tests.helpers.ports import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
 def auth_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """An embedded suite whose broker and MLflow server need credentials."""
-    broker, store, mlflow, git, api = _free_ports(5)
+    broker, store, mlflow, git, api = free_ports(5)
     suite = EmbeddedSuite(
         tmp_path_factory.mktemp("flops-auth-home"),
         SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),

@@ -14,13 +14,7 @@ import paho.mqtt.client as mqtt
 
 from flops_common.events import Event
 from flops_common.topics import ALL_PROJECT_EVENTS
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port
 
 
 class Mosquitto:

@@ -24,7 +24,8 @@ from fl_actors.fab import prepare_app_dir
 from flops_common.events import EventKind
 from flops_common.jobs import AggregatorJob, BusConfig, LearnerJob
 from flops_common.sla import ModelFlavor, StrategyConfig
-from tests.helpers.mosquitto import EventCollector, Mosquitto, free_port
+from tests.helpers.mosquitto import EventCollector, Mosquitto
+from tests.helpers.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SKLEARN_REPO = REPO_ROOT / "examples" / "ml_repos" / "digits_sklearn"
