@@ -8,25 +8,14 @@ from pathlib import Path
 import pytest
 
 from flops_manager.cli.client import FlopsClient
-from flops_suite.embedded import EmbeddedSuite, SuitePorts
-from tests.helpers.ports import free_ports
+from flops_suite.embedded import EmbeddedSuite
+from tests.helpers.suites import make_test_suite
 
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """The whole embedded suite, started by the project's own launcher, stopped by PID afterwards."""
-    broker, store, mlflow, git, api = free_ports(5)
-    home = tmp_path_factory.mktemp("flops-home")
-    instance = EmbeddedSuite(
-        home,
-        SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={
-            "FLOPS_LOCAL_LEARNER_NODES": "3",
-            "FLOPS_TICK_INTERVAL_S": "0.5",
-            # Fuzzed and broken SLAs must never make the manager reach past this machine.
-            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
-        },
-    )
+    instance = make_test_suite(tmp_path_factory.mktemp("flops-home"), {"FLOPS_LOCAL_LEARNER_NODES": "3"})
     try:
         instance.up()
         yield instance

@@ -25,8 +25,9 @@ from typing import Any
 import docker
 from docker.errors import NotFound
 
-from flops_suite.embedded import EmbeddedSuite, SuitePorts
+from flops_suite.embedded import EmbeddedSuite
 from tests.helpers.ports import free_ports
+from tests.helpers.suites import make_test_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -115,22 +116,15 @@ def suite_on_engine(
 
     With ``auth`` the broker and MLflow require the suite's generated credentials.
     """
-    broker, store, mlflow, git, api = free_ports(5)
-    return EmbeddedSuite(
-        home,
-        SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={
-            "FLOPS_ORCHESTRATOR": orchestrator,
-            "FLOPS_REGISTRY": "oci",
-            "FLOPS_OCI_REGISTRY": engine.registry,
-            "FLOPS_DOCKER_HOST": engine.docker_host,
-            "FLOPS_DOCKER_LEARNER_NODES": "2",
-            "FLOPS_TICK_INTERVAL_S": "0.5",
-            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
-            **extra_env,
-        },
-        auth=auth,
-    )
+    manager_env = {
+        "FLOPS_ORCHESTRATOR": orchestrator,
+        "FLOPS_REGISTRY": "oci",
+        "FLOPS_OCI_REGISTRY": engine.registry,
+        "FLOPS_DOCKER_HOST": engine.docker_host,
+        "FLOPS_DOCKER_LEARNER_NODES": "2",
+        **extra_env,
+    }
+    return make_test_suite(home, manager_env, auth=auth)
 
 
 def labelled_containers(client: Any, *labels: str) -> list[Any]:

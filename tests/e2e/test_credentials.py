@@ -29,9 +29,9 @@ from pymongo import MongoClient
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
-from flops_suite.embedded import EmbeddedSuite, SuiteCredentials, SuitePorts
+from flops_suite.embedded import EmbeddedSuite, SuiteCredentials
 from tests.e2e.conftest import FINAL, assert_nothing_left, example_sla
-from tests.helpers.ports import free_ports
+from tests.helpers.suites import make_test_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -39,17 +39,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def auth_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """An embedded suite whose broker and MLflow server need credentials."""
-    broker, store, mlflow, git, api = free_ports(5)
-    suite = EmbeddedSuite(
-        tmp_path_factory.mktemp("flops-auth-home"),
-        SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={
-            "FLOPS_LOCAL_LEARNER_NODES": "2",
-            "FLOPS_TICK_INTERVAL_S": "0.5",
-            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
-        },
-        auth=True,
-    )
+    suite = make_test_suite(tmp_path_factory.mktemp("flops-auth-home"), {"FLOPS_LOCAL_LEARNER_NODES": "2"}, auth=True)
     try:
         suite.up()
         yield suite
