@@ -81,24 +81,33 @@ def _wait_round(client: FlopsClient, project_id: str, round_no: int, timeout_s: 
     return project
 
 
-def test_learner_killed_with_k_of_n_participation_completes(
-    suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
-) -> None:
+def _kill_during_training(
+    suite: EmbeddedSuite, admin: FlopsClient, min_clients: int, rounds: int, victim: str
+) -> tuple[str, float]:
+    """Run digits on three learners needing ``min_clients``; after round 1 kill ``victim``: project id, when."""
     sla = example_sla(
         suite,
         "digits_sklearn",
         data_tags=["digits3"],
         learners=3,
-        min_available_clients=2,
-        min_fit_clients=2,
-        min_evaluate_clients=2,
-        training_rounds=3,
+        min_available_clients=min_clients,
+        min_fit_clients=min_clients,
+        min_evaluate_clients=min_clients,
+        training_rounds=rounds,
         round_timeout_s=30,
     )
     project = _wait_round(admin, admin.submit(sla)["project_id"], 1)
     assert project["status"] == "running", project.get("cause")
-    _kill_learner(suite, project["id"], "learner-2")
-    project = wait_final(admin, project["id"])
+    killed_at = time.monotonic()
+    _kill_learner(suite, project["id"], victim)
+    return project["id"], killed_at
+
+
+def test_learner_killed_with_k_of_n_participation_completes(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
+) -> None:
+    project_id, _ = _kill_during_training(suite, admin, min_clients=2, rounds=3, victim="learner-2")
+    project = wait_final(admin, project_id)
     assert project["status"] == "succeeded", project.get("cause")
     assert project["rounds_completed"] == 3
     assert "learner-2 on learner-2 exited" in admin.timeline(project["id"])
@@ -108,22 +117,8 @@ def test_learner_killed_with_k_of_n_participation_completes(
 def test_too_few_learners_left_fails_with_that_cause(
     suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
 ) -> None:
-    sla = example_sla(
-        suite,
-        "digits_sklearn",
-        data_tags=["digits3"],
-        learners=3,
-        min_available_clients=3,
-        min_fit_clients=3,
-        min_evaluate_clients=3,
-        training_rounds=5,
-        round_timeout_s=30,
-    )
-    project = _wait_round(admin, admin.submit(sla)["project_id"], 1)
-    assert project["status"] == "running", project.get("cause")
-    killed_at = time.monotonic()
-    _kill_learner(suite, project["id"], "learner-1")
-    project = wait_final(admin, project["id"], timeout_s=120)
+    project_id, killed_at = _kill_during_training(suite, admin, min_clients=3, rounds=5, victim="learner-1")
+    project = wait_final(admin, project_id, timeout_s=120)
     assert time.monotonic() - killed_at < 30 + 15  # within the round timeout (plus the exit grace)
     assert (project["status"], project["failed_stage"]) == ("failed", 5)
     assert "learner-1" in project["cause"] and "3 needed" in project["cause"]

@@ -44,6 +44,13 @@ class Mosquitto:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not start listening")
 
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Stop the broker this object started (by its PID)."""
         if self.proc is not None and self.proc.poll() is None:
@@ -97,3 +104,9 @@ class EventCollector:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+    def __enter__(self) -> EventCollector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from flops_suite.embedded import EmbeddedSuite, SuitePorts
@@ -21,3 +23,17 @@ def make_test_suite(home: Path, manager_env: dict[str, str], auth: bool = False)
     """A suite (not started) under ``home`` on free ports; ``manager_env`` adds to or overrides the test defaults."""
     defaults = {"FLOPS_TICK_INTERVAL_S": "0.5", "FLOPS_REPO_HOSTS": LOCAL_REPO_HOSTS}
     return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth)
+
+
+def run_cli(suite: EmbeddedSuite, *args: str) -> str:
+    """What ``flops ARGS`` prints against ``suite`` as its admin, white space folded."""
+    env = {"FLOPS_API_URL": suite.api_url, "FLOPS_TOKEN": suite.admin_token(), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "flops_manager.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    return " ".join(out.stdout.split())

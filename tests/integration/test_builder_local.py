@@ -36,21 +36,14 @@ ALL_STEPS = [s.value for s in BuildStep]
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
-    server.start()
-    try:
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def collector(broker: Mosquitto) -> Iterator[EventCollector]:
-    events = EventCollector(broker.port)
-    try:
+    with EventCollector(broker.port) as events:
         yield events
-    finally:
-        events.close()
 
 
 @pytest.fixture(scope="module")

@@ -111,12 +111,8 @@ def _wait_http(url: str, timeout_s: float) -> None:
 
 @pytest.fixture(scope="module")
 def broker(workdir: Path) -> Iterator[Mosquitto]:
-    instance = Mosquitto(workdir)
-    instance.start()
-    try:
+    with Mosquitto(workdir) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +189,18 @@ def _aggregator_job(project_id: str, app_dir: Path, port: int, broker: Mosquitto
     }
     values.update(kw)
     return AggregatorJob(**values)
+
+
+def _lone_aggregator(
+    workdir: Path, project_id: str, broker: Mosquitto, mlflow_url: str, **kw: object
+) -> tuple[AggregatorJob, Path]:
+    """The job of an aggregator no learner joins (its app prepared) and an empty dir to run it in."""
+    app_dir = workdir / f"app-{project_id}"
+    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
+    _wait_http(f"{mlflow_url}/health", 60)
+    actors_dir = workdir / f"actors-{project_id}"
+    actors_dir.mkdir()
+    return _aggregator_job(project_id, app_dir, free_port(), broker, mlflow_url, **kw), actors_dir
 
 
 def test_three_rounds_two_learners_digits_sklearn(
@@ -303,20 +311,10 @@ def test_a_failing_server_app_is_reported_with_its_cause(
 ) -> None:
     """A bad strategy option makes the ServerApp fail: TRAINING_FAILED says why, exit code 1."""
     project_id = "it-bad-option"
-    app_dir = workdir / "app-bad"
-    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
-    _wait_http(f"{mlflow_server}/health", 60)
-    job = _aggregator_job(
-        project_id,
-        app_dir,
-        free_port(),
-        broker,
-        mlflow_server,
-        strategy=StrategyConfig(options={"learning_rate": 0.1}),
+    job, actors_dir = _lone_aggregator(
+        workdir, project_id, broker, mlflow_server, strategy=StrategyConfig(options={"learning_rate": 0.1})
     )
     collector = EventCollector(broker.port)
-    actors_dir = workdir / "actors-bad"
-    actors_dir.mkdir()
     try:
         done = subprocess.run(
             [str(actor_envs["aggregator"]), "-m", "fl_actors.aggregator"],
@@ -341,13 +339,8 @@ def test_sigterm_stops_the_aggregator_and_everything_it_started(
 ) -> None:
     """No learner ever connects; SIGTERM during the run leaves no SuperLink/ServerApp behind."""
     project_id = "it-sigterm"
-    app_dir = workdir / "app-sigterm"
-    prepare_app_dir(SKLEARN_REPO, app_dir, project_id)
-    _wait_http(f"{mlflow_server}/health", 60)
-    job = _aggregator_job(project_id, app_dir, free_port(), broker, mlflow_server)
+    job, actors_dir = _lone_aggregator(workdir, project_id, broker, mlflow_server)
     collector = EventCollector(broker.port)
-    actors_dir = workdir / "actors-sigterm"
-    actors_dir.mkdir()
     proc = subprocess.Popen(
         [str(actor_envs["aggregator"]), "-m", "fl_actors.aggregator"],
         env={**os.environ, "FLOPS_JOB": job.model_dump_json()},
