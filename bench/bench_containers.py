@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from flops_common.image_key import ImageKey  # noqa: E402
-from flops_common.jobs import JOB_ENV, BuildJob, BusConfig  # noqa: E402
+from bench.builder_process import bench_job, run_builder  # noqa: E402
 from flops_common.oci_images import DEFAULT_BASE_IMAGE, actor_ref  # noqa: E402
-from flops_common.sla import ModelFlavor  # noqa: E402
 from flops_suite.docker_engine import DockerEngine, RegistryServer, make_base_image  # noqa: E402
 from tests.helpers.git_repos import file_url, make_git_repo  # noqa: E402
 from tests.helpers.ports import free_port  # noqa: E402
@@ -42,24 +39,11 @@ TARGETS = {"cold_s": 120.0, "code_only_s": 15.0, "learner_mb": 600.0}
 
 def build(docker_host: str, registry: str, url: str, commit: str, work: Path) -> dict[str, Any]:
     """One builder process; its wall time and the step times it logged."""
-    job = BuildJob(
-        project_id="bench",
-        bus=BusConfig(port=free_port()),
-        key=ImageKey(repo_url=url, commit=commit, flavor=ModelFlavor.SKLEARN),
-        plan="oci",
-        registry=registry,
-        base_image=DEFAULT_BASE_IMAGE,
-    )
-    env = {**os.environ, JOB_ENV: job.model_dump_json(), "DOCKER_HOST": docker_host, "FLOPS_BUILDER_WORKDIR": str(work)}
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "image_builder"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"build failed:\n{proc.stderr[-4000:]}")
+    job = bench_job(url, commit, plan="oci", registry=registry, base_image=DEFAULT_BASE_IMAGE)
+    env = {"DOCKER_HOST": docker_host, "FLOPS_BUILDER_WORKDIR": str(work)}
+    log, wall = run_builder(job, env, cwd=ROOT, log_chars=4000)
     steps: dict[str, Any] = {}
-    for line in proc.stderr.splitlines():
+    for line in log.splitlines():
         if "image_builder.timing: step " in line:
             name, rest = line.split("step ", 1)[1].split(" done in ", 1)
             seconds, extra = rest.split(" s ", 1)
