@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flops_common.events import EventKind, Source, make_event
@@ -14,7 +14,7 @@ from flops_common.stages import Stage
 log = logging.getLogger(__name__)
 
 
-class EventReporter:
+class EventReporter(AbstractContextManager["EventReporter"]):
     """Publishes events of one actor; without a bus it only logs them.
 
     A broker that is down must not break training: failures are logged, not raised.
@@ -47,10 +47,5 @@ class EventReporter:
             except Exception as exc:
                 log.warning("closing the MQTT connection failed: %s", exc)
 
-    def __enter__(self) -> EventReporter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

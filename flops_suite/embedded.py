@@ -16,7 +16,9 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -350,6 +352,15 @@ class EmbeddedSuite:
             "mlflow": lambda: self._http_ok(f"{self.mlflow_url}/health"),
         }[name]
         self._processes()[name].start(ready, 300)
+
+    @contextmanager
+    def running(self) -> Iterator[EmbeddedSuite]:
+        """The suite up for a ``with`` block and down after it (also when starting it failed half-way)."""
+        try:
+            self.up()
+            yield self
+        finally:
+            self.down()
 
     def down(self) -> None:
         """Stop the manager first (projects' services keep their own groups), then the rest."""

@@ -15,12 +15,9 @@ from tests.helpers.suites import make_test_suite
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """The whole embedded suite, started by the project's own launcher, stopped by PID afterwards."""
-    instance = make_test_suite(tmp_path_factory.mktemp("flops-home"), {"FLOPS_LOCAL_LEARNER_NODES": "3"})
-    try:
-        instance.up()
+    home = tmp_path_factory.mktemp("flops-home")
+    with make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "3"}).running() as instance:
         yield instance
-    finally:
-        instance.down()
 
 
 @pytest.fixture(scope="session")

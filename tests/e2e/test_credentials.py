@@ -39,12 +39,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def auth_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """An embedded suite whose broker and MLflow server need credentials."""
-    suite = make_test_suite(tmp_path_factory.mktemp("flops-auth-home"), {"FLOPS_LOCAL_LEARNER_NODES": "2"}, auth=True)
-    try:
-        suite.up()
+    home = tmp_path_factory.mktemp("flops-auth-home")
+    with make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "2"}, auth=True).running() as suite:
         yield suite
-    finally:
-        suite.down()
 
 
 @pytest.fixture(scope="module")

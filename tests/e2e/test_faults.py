@@ -26,12 +26,18 @@ def _kill_manager(suite: EmbeddedSuite) -> None:
     os.waitpid(pid, 0)
 
 
-def test_manager_killed_mid_training_resumes_and_loses_no_event(
-    suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
-) -> None:
+def _training(suite: EmbeddedSuite, admin: FlopsClient) -> dict[str, Any]:
+    """A four-round digits project once it reached stage 5."""
     accepted = admin.submit(example_sla(suite, "digits_sklearn", training_rounds=4))
     project = wait_stage(admin, accepted["project_id"], 5)
     assert project["stage"] == 5, project.get("cause")
+    return project
+
+
+def test_manager_killed_mid_training_resumes_and_loses_no_event(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
+) -> None:
+    project = _training(suite, admin)
     _kill_manager(suite)  # events of the next rounds are queued in the manager's durable MQTT session
     suite.start_manager()
     project = wait_final(admin, project["id"])
@@ -45,9 +51,7 @@ def test_manager_killed_mid_training_resumes_and_loses_no_event(
 def test_broker_restarted_mid_training_loses_no_transition(
     suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
 ) -> None:
-    accepted = admin.submit(example_sla(suite, "digits_sklearn", training_rounds=4))
-    project = wait_stage(admin, accepted["project_id"], 5)
-    assert project["stage"] == 5, project.get("cause")
+    project = _training(suite, admin)
     suite.stop_service("broker")
     suite.start_service("broker")
     project = wait_final(admin, project["id"])
