@@ -13,10 +13,10 @@ venv: deps
 	@$(UV) sync --frozen --quiet
 
 up: venv
-	@$(UV) run --frozen python -m flops_manager.suite up
+	@$(UV) run --frozen python -m flops_suite up
 
 down:
-	@$(UV) run --frozen python -m flops_manager.suite down
+	@$(UV) run --frozen python -m flops_suite down
 
 demo: venv
 	@$(UV) run --frozen python -m flops_manager.demo

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,20 +16,11 @@ from bench.e2e import FINAL, cold_and_warm
 from bench.plain_flower_run import run_plain_flower
 from bench.scale import round_metrics, run_scale
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import PROJECT_ROOT, EmbeddedSuite, SuitePorts
+from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite
+from tests.helpers.suites import free_suite_ports
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALE_SIZES = (2, 5, 10, 20)
-
-
-def _ports() -> SuitePorts:
-    socks = [socket.socket() for _ in range(5)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return SuitePorts(broker=ports[0], store=ports[1], mlflow=ports[2], git=ports[3], api=ports[4])
 
 
 def api_load_args(suite: EmbeddedSuite, client: FlopsClient, project_id: str | None = None) -> dict[str, Any]:
@@ -221,7 +211,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="flops-bench-") as tmp:
         home = Path(tmp) / "home"
         manager_env = {"FLOPS_REPO_HOSTS": '["127.0.0.1"]', "FLOPS_LOCAL_LEARNER_NODES": str(max(SCALE_SIZES))}
-        suite = EmbeddedSuite(home, _ports(), manager_env=manager_env)
+        suite = EmbeddedSuite(home, free_suite_ports(), manager_env=manager_env)
         t0 = time.perf_counter()
         suite.up()
         results["suite_up_s"] = round(time.perf_counter() - t0, 2)

@@ -17,8 +17,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,42 +28,22 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from flops_common.image_key import ImageKey  # noqa: E402
-from flops_common.jobs import JOB_ENV, BuildJob, BusConfig  # noqa: E402
-from flops_common.oci_images import actor_ref  # noqa: E402
-from flops_common.sla import ModelFlavor  # noqa: E402
-from flops_manager.suite.docker_engine import DockerEngine, RegistryServer, make_base_image  # noqa: E402
+from bench.builder_process import bench_job, run_builder  # noqa: E402
+from flops_common.oci_images import DEFAULT_BASE_IMAGE, actor_ref  # noqa: E402
+from flops_suite.docker_engine import DockerEngine, RegistryServer, make_base_image  # noqa: E402
 from tests.helpers.git_repos import file_url, make_git_repo  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
 
 TARGETS = {"cold_s": 120.0, "code_only_s": 15.0, "learner_mb": 600.0}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def build(docker_host: str, registry: str, url: str, commit: str, work: Path) -> dict[str, Any]:
     """One builder process; its wall time and the step times it logged."""
-    job = BuildJob(
-        project_id="bench",
-        bus=BusConfig(port=_free_port()),
-        key=ImageKey(repo_url=url, commit=commit, flavor=ModelFlavor.SKLEARN),
-        plan="oci",
-        registry=registry,
-        base_image="flops-base:bookworm",
-    )
-    env = {**os.environ, JOB_ENV: job.model_dump_json(), "DOCKER_HOST": docker_host, "FLOPS_BUILDER_WORKDIR": str(work)}
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "image_builder"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"build failed:\n{proc.stderr[-4000:]}")
+    job = bench_job(url, commit, plan="oci", registry=registry, base_image=DEFAULT_BASE_IMAGE)
+    env = {"DOCKER_HOST": docker_host, "FLOPS_BUILDER_WORKDIR": str(work)}
+    log, wall = run_builder(job, env, cwd=ROOT, log_chars=4000)
     steps: dict[str, Any] = {}
-    for line in proc.stderr.splitlines():
+    for line in log.splitlines():
         if "image_builder.timing: step " in line:
             name, rest = line.split("step ", 1)[1].split(" done in ", 1)
             seconds, extra = rest.split(" s ", 1)
@@ -96,12 +74,12 @@ def main() -> None:
         base = Path(tmp)
         state = args.state_dir or base / "docker"
         engine = DockerEngine(state)
-        registry = RegistryServer(state, _free_port())
+        registry = RegistryServer(state, free_port())
         engine.start()
         try:
             registry.start()
             started = time.monotonic()
-            _, made = make_base_image(engine.host, "flops-base:bookworm")
+            _, made = make_base_image(engine.host, DEFAULT_BASE_IMAGE)
             base_image_s = round(time.monotonic() - started, 1) if made else None
             origin = base / "origin"
             first = make_git_repo(ROOT / "examples" / "ml_repos" / "digits_sklearn", origin)
@@ -122,7 +100,7 @@ def main() -> None:
                     "image_mb": round(client.images.get(ref).attrs["Size"] / 1e6, 1),
                     "registry_compressed_mb": round(registry_size(registry.address, ref) / 1e6, 1),
                 }
-            base_mb = round(client.images.get("flops-base:bookworm").attrs["Size"] / 1e6, 1)
+            base_mb = round(client.images.get(DEFAULT_BASE_IMAGE).attrs["Size"] / 1e6, 1)
             client.close()
         finally:
             registry.stop()
@@ -135,7 +113,7 @@ def main() -> None:
             "python": platform.python_version(),
             "load_average_before": [round(x, 2) for x in load_before],
         },
-        "base_image": {"name": "flops-base:bookworm", "size_mb": base_mb, "made_in_s": base_image_s},
+        "base_image": {"name": DEFAULT_BASE_IMAGE, "size_mb": base_mb, "made_in_s": base_image_s},
         "cold": cold,
         "code_only": code_only,
         "sizes": sizes,

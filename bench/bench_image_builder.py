@@ -13,29 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flops_common.image_key import ImageKey, ImageManifest  # noqa: E402
-from flops_common.jobs import JOB_ENV, BuildJob, BusConfig  # noqa: E402
+from bench.builder_process import bench_job, run_builder  # noqa: E402
+from flops_common.image_key import ImageManifest  # noqa: E402
 from flops_common.local_layout import manifest_path  # noqa: E402
-from flops_common.sla import ModelFlavor  # noqa: E402
 from tests.helpers.git_repos import file_url, make_git_repo  # noqa: E402
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def snapshot(dest: Path) -> Path:
@@ -47,22 +36,10 @@ def snapshot(dest: Path) -> Path:
 
 def build(url: str, commit: str, registry: Path, extra_env: dict[str, str], code: Path) -> dict[str, object]:
     """Run one builder process; return its wall time and the manifest's timings."""
-    job = BuildJob(
-        project_id="bench",
-        bus=BusConfig(port=_closed_port()),
-        key=ImageKey(repo_url=url, commit=commit, flavor=ModelFlavor.SKLEARN),
-        registry=str(registry),
-    )
-    env = {**os.environ, **extra_env, JOB_ENV: job.model_dump_json(), "PYTHONPATH": str(code)}
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "image_builder"], cwd=code, env=env, capture_output=True, text=True, check=False
-    )
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"build failed:\n{proc.stderr[-3000:]}")
+    job = bench_job(url, commit, registry=str(registry))
+    log, wall = run_builder(job, {**extra_env, "PYTHONPATH": str(code)}, cwd=code, log_chars=3000)
     manifest = ImageManifest.model_validate_json(manifest_path(registry, job.key.digest).read_text())
-    phases = [line for line in proc.stderr.splitlines() if "step environments done" in line]
+    phases = [line for line in log.splitlines() if "step environments done" in line]
     return {
         "wall_s": round(wall, 2),
         "build_s": manifest.build_seconds,

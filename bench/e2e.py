@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import PROJECT_ROOT, EmbeddedSuite
+from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite
 
 FINAL = {"succeeded", "failed", "cancelled"}
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.ports import free_port
+
 HERE = Path(__file__).resolve().parent
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_plain_flower(
@@ -42,7 +37,7 @@ def run_plain_flower(
         shutil.copy(repo_dir / name, app / name)
     bin_dir = env_dir / "bin"
     base_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FLWR_TELEMETRY_ENABLED": "0"}
-    link_port = _port()
+    link_port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     log = open(work / "plain.log", "wb")  # noqa: SIM115 - closed in finally
     try:
@@ -66,7 +61,7 @@ def run_plain_flower(
             )
         )
         for i, data_dir in enumerate(data_dirs):
-            runtime_port = _port()
+            runtime_port = free_port()
             node_env = {**base_env, "FLWR_HOME": str(work / f"flwr-node{i}"), "FLOPS_DATA_DIR": str(data_dir)}
             procs.append(
                 subprocess.Popen(

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import RESULTS, _ports, api_load_args, run_api_load
+from bench.__main__ import RESULTS, api_load_args, run_api_load
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
+from tests.helpers.suites import free_suite_ports
 
 
 def _py_spy(pid: int, out: Path, gil: bool) -> subprocess.Popen[bytes] | None:
@@ -60,7 +61,7 @@ def main() -> int:
     opts = parser.parse_args()
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="flops-p7-") as tmp:
-        suite = EmbeddedSuite(Path(tmp) / "home", _ports(), manager_env={"FLOPS_REPO_HOSTS": '["127.0.0.1"]'})
+        suite = EmbeddedSuite(Path(tmp) / "home", free_suite_ports(), manager_env={"FLOPS_REPO_HOSTS": '["127.0.0.1"]'})
         suite.up()
         try:
             client = FlopsClient(suite.api_url, suite.admin_token())

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.e2e import run_project
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -156,12 +156,13 @@ def main(argv: list[str]) -> int:
     import json
     import tempfile
 
-    from bench.__main__ import RESULTS, _load, _ports, render_markdown
+    from bench.__main__ import RESULTS, _load, render_markdown
+    from tests.helpers.suites import free_suite_ports
 
     sizes = tuple(int(a) for a in argv) or (2, 5, 10, 20)
     with tempfile.TemporaryDirectory(prefix="flops-p6-") as tmp:
         env = {"FLOPS_REPO_HOSTS": '["127.0.0.1"]', "FLOPS_LOCAL_LEARNER_NODES": str(max(sizes))}
-        suite = EmbeddedSuite(Path(tmp) / "home", _ports(), manager_env=env)
+        suite = EmbeddedSuite(Path(tmp) / "home", free_suite_ports(), manager_env=env)
         suite.up()
         try:
             client = FlopsClient(suite.api_url, suite.admin_token())

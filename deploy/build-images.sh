@@ -7,4 +7,4 @@ set -euo pipefail
 source "$(dirname "$0")/_python.sh"
 target=builder
 if [ $# -ge 1 ] && [[ "$1" != -* ]]; then target="$1"; shift; fi
-flops_python -m flops_manager.suite.docker_engine build-image --target "$target" "$@"
+flops_python -m flops_suite.docker_engine build-image --target "$target" "$@"

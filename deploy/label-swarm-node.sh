@@ -3,4 +3,4 @@
 #   deploy/label-swarm-node.sh NODE --add flops.data-tag.digits [--add flops.data-dir=/srv/data] [--remove KEY]
 set -euo pipefail
 source "$(dirname "$0")/_python.sh"
-flops_python -m flops_manager.suite.swarm label "$@"
+flops_python -m flops_suite.swarm label "$@"

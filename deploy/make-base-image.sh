@@ -11,4 +11,4 @@ set -euo pipefail
 source "$(dirname "$0")/_python.sh"
 kind=actor
 if [ $# -ge 1 ] && [[ "$1" != -* ]]; then kind="$1"; shift; fi
-flops_python -m flops_manager.suite.docker_engine base-image --kind "$kind" "$@"
+flops_python -m flops_suite.docker_engine base-image --kind "$kind" "$@"

@@ -7,5 +7,5 @@ set -euo pipefail
 source "$(dirname "$0")/_python.sh"
 state=()
 [ $# -ge 1 ] && state=(--state-dir "$(realpath -m "$1")")
-flops_python -m flops_manager.suite.docker_engine start "${state[@]}"
-flops_python -m flops_manager.suite.docker_engine registry-start "${state[@]}"
+flops_python -m flops_suite.docker_engine start "${state[@]}"
+flops_python -m flops_suite.docker_engine registry-start "${state[@]}"

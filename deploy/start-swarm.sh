@@ -5,4 +5,4 @@
 # then run the manager with FLOPS_ORCHESTRATOR=swarm FLOPS_REGISTRY=oci. Undo with deploy/stop-swarm.sh.
 set -euo pipefail
 source "$(dirname "$0")/_python.sh"
-flops_python -m flops_manager.suite.swarm init --label flops.image-builder --label flops.learner "$@"
+flops_python -m flops_suite.swarm init --label flops.image-builder --label flops.learner "$@"

@@ -5,4 +5,4 @@ set -euo pipefail
 source "$(dirname "$0")/_python.sh"
 state=()
 [ $# -ge 1 ] && state=(--state-dir "$(realpath -m "$1")")
-flops_python -m flops_manager.suite.docker_engine stop "${state[@]}"
+flops_python -m flops_suite.docker_engine stop "${state[@]}"

@@ -3,4 +3,4 @@
 #   deploy/stop-swarm.sh
 set -euo pipefail
 source "$(dirname "$0")/_python.sh"
-flops_python -m flops_manager.suite.swarm leave
+flops_python -m flops_suite.swarm leave

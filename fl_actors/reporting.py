@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
+from contextlib import AbstractContextManager
 from typing import Any
 
-from flops_common.events import Event, EventKind, Source
+from flops_common.events import EventKind, Source, make_event
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import EventPublisher
 from flops_common.stages import Stage
@@ -14,7 +14,7 @@ from flops_common.stages import Stage
 log = logging.getLogger(__name__)
 
 
-class EventReporter:
+class EventReporter(AbstractContextManager["EventReporter"]):
     """Publishes events of one actor; without a bus it only logs them.
 
     A broker that is down must not break training: failures are logged, not raised.
@@ -28,14 +28,7 @@ class EventReporter:
 
     def publish(self, kind: EventKind, message: str = "", data: dict[str, Any] | None = None) -> bool:
         """Publish one event (QoS 1, waits for the broker's ack); ``False`` if it could not."""
-        event = Event(
-            project_id=self.project_id,
-            source=self.source,
-            kind=kind,
-            stage=self.stage,
-            message=message,
-            data=data or {},
-        )
+        event = make_event(self.project_id, self.source, kind, message, stage=self.stage, **(data or {}))
         log.info("event %s: %s", kind.value, message)
         if self._publisher is None:
             return False
@@ -54,10 +47,5 @@ class EventReporter:
             except Exception as exc:
                 log.warning("closing the MQTT connection failed: %s", exc)
 
-    def __enter__(self) -> EventReporter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -12,11 +12,11 @@ import json
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from fl_actors import env
 from fl_actors.rounds import RoundReport
 from fl_actors.run_config import RunSettings
+from flops_common.redaction import strip_userinfo
 from flops_common.sla import ModelFlavor
 
 MODEL_NAME = "model"
@@ -36,19 +36,12 @@ class RunInfo:
         return {"experiment_id": self.experiment_id, "run_id": self.run_id, "run_url": self.run_url}
 
 
-def without_userinfo(url: str) -> str:
-    """``url`` without a ``user:password@`` part (a run link travels in events and documents)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
-
-
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """The MLflow UI address of a run (empty when tracking is not over HTTP), never with credentials."""
     if not tracking_uri.startswith(("http://", "https://")):
         return ""
-    return f"{without_userinfo(tracking_uri).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    # A run link travels in events and documents: never with the URI's credentials.
+    return f"{strip_userinfo(tracking_uri).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, str]:

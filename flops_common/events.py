@@ -52,7 +52,18 @@ class Event(BaseModel):
 
 
 def make_event(
-    project_id: str, source: Source, kind: EventKind, message: str = "", *, stage: Stage | None = None, **data: Any
+    project_id: str,
+    source: Source,
+    kind: EventKind,
+    /,
+    message: str = "",
+    *,
+    stage: Stage | None = None,
+    **data: Any,
 ) -> Event:
-    """An event of ``project_id`` from ``source``, stamped now."""
+    """An event of ``project_id`` published by ``source``; keyword arguments beyond ``stage`` are its data.
+
+    The first three are positional-only, so ``project_id``, ``source`` and ``kind`` may also be data keys
+    (a build step's data names its ``source`` file).
+    """
     return Event(project_id=project_id, source=source, kind=kind, stage=stage, message=message, data=data)

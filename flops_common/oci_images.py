@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
 from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.redaction import strip_userinfo
 
 LEARNER_REPOSITORY = "flops/learner"
 AGGREGATOR_REPOSITORY = "flops/aggregator"
 DEPS_REPOSITORY = "flops/deps"
 ACTOR_REPOSITORIES = {"learner": LEARNER_REPOSITORY, "aggregator": AGGREGATOR_REPOSITORY}
+# The FL-actor base image FLOPS makes locally (deploy/make-base-image.sh actor); FLOPS_BASE_IMAGE overrides it.
+DEFAULT_BASE_IMAGE = "flops-base:bookworm"
 APP_DIR = "/opt/flops/app"  # the repo code plus the generated Flower app, inside both actor images
 VENV_DIR = "/opt/flops/venv"
 
@@ -48,17 +50,9 @@ def actor_ref(registry: str, role: str, digest: str) -> str:
     return image_ref(registry, ACTOR_REPOSITORIES[role], digest)
 
 
-def without_credentials(url: str) -> str:
-    """``url`` without userinfo: what may be written into an image label."""
-    parts = urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
-
-
 def public_key(key: ImageKey) -> ImageKey:
     """The key as labels carry it: the repo URL without credentials."""
-    return key.model_copy(update={"repo_url": without_credentials(key.repo_url)})
+    return key.model_copy(update={"repo_url": strip_userinfo(key.repo_url)})
 
 
 def actor_labels(key: ImageKey, role: str, project_id: str, dependency_hash: str, deps_image: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from rich.console import Console
 from flops_manager.cli.client import FlopsClient
 from flops_manager.cli.main import wait_for
 from flops_manager.cli.render import stage_table, summary_lines
-from flops_manager.suite.embedded import PROJECT_ROOT, EmbeddedSuite
+from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite
 
 console = Console()
 

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flops_common.jobs import BusConfig
+from flops_common.oci_images import DEFAULT_BASE_IMAGE
 
 
 class Settings(BaseSettings):
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     # deploy/start-swarm.sh makes it a one-node swarm)
     oci_registry: str = Field(default="127.0.0.1:5000", description="host:port of the OCI registry (registry oci)")
     docker_host: str | None = Field(default=None, description="Docker engine URL (default: DOCKER_HOST)")
-    base_image: str = Field(default="flops-base:bookworm", description="Base of FL-actor images (oci builds)")
+    base_image: str = Field(default=DEFAULT_BASE_IMAGE, description="Base of FL-actor images (oci builds)")
     docker_service_image: str = Field(
         default="flops-builder:latest", description="Image of the builder and the observer (docker orchestrator)"
     )

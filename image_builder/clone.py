@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import git
 
+from flops_common.redaction import redact, strip_userinfo
 from flops_common.sla import ALLOWED_REPO_SCHEMES
 from image_builder.errors import BuildError
-from image_builder.redact import redact, safe_url
 from image_builder.steps import BuildStep
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^:]")
@@ -27,7 +27,7 @@ GIT_TIMEOUT_S = 600
 def check_repo_url(url: str) -> None:
     """Refuse URLs that could inject options or use a transport other than https, ssh, git, file."""
     if not url or url.startswith("-") or any(c.isspace() or ord(c) < 32 for c in url):
-        raise BuildError(BuildStep.CLONE, f"repo URL {safe_url(url)!r} is not a valid git URL")
+        raise BuildError(BuildStep.CLONE, f"repo URL {strip_userinfo(url)!r} is not a valid git URL")
     if _SCP_LIKE.match(url):
         return
     scheme = urlsplit(url).scheme
@@ -73,7 +73,7 @@ def clone_commit(url: str, commit: str, dest: Path) -> str:
     """
     check_repo_url(url)
     commit = commit.strip().lower()
-    shown = safe_url(url)
+    shown = strip_userinfo(url)
     if not _COMMIT.match(commit):
         raise BuildError(BuildStep.CLONE, f"{commit!r} is not a commit id (expected hex digits)")
     repo = git.Repo.init(dest)

@@ -12,20 +12,15 @@ from pathlib import Path
 
 from image_builder.dependencies import DEPENDENCY_FILES_HINT, find_dependency_file
 from image_builder.errors import BuildError
+
+# The probe runs inside the built runtime without image_builder: the method list lives there.
+from image_builder.probe import REQUIRED_METHODS
 from image_builder.steps import BuildStep
 
 MODEL_FILE = "model_manager.py"
 MODEL_CLASS = "ModelManager"
 DATA_FILE = "data_manager.py"
 DATA_CLASS = "DataManager"
-REQUIRED_METHODS = (
-    "set_model_data",
-    "get_model",
-    "get_model_parameters",
-    "set_model_parameters",
-    "fit_model",
-    "evaluate_model",
-)
 MAX_SOURCE_BYTES = 5_000_000
 
 

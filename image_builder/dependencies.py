@@ -11,6 +11,7 @@ import json
 import platform
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,22 +80,19 @@ def find_dependency_file(repo_dir: Path) -> Path | None:
     """
     if (repo_dir / REQUIREMENTS_TXT).is_file():
         return repo_dir / REQUIREMENTS_TXT
-    pyproject = repo_dir / PYPROJECT
-    if pyproject.is_file():
-        try:
-            if _pyproject_dependencies(pyproject) is not None:
-                return pyproject
-        except (ValueError, UnicodeDecodeError):
-            return pyproject
-    for name in CONDA_FILES:
-        conda = repo_dir / name
-        if conda.is_file():
-            try:
-                if _conda_pip_list(conda) is not None:
-                    return conda
-            except (ValueError, UnicodeDecodeError):
-                return conda
-    return None
+    candidates = [(repo_dir / PYPROJECT, _pyproject_dependencies)]
+    candidates += [(repo_dir / name, _conda_pip_list) for name in CONDA_FILES]
+    return next((path for path, declared in candidates if _counts(path, declared)), None)
+
+
+def _counts(path: Path, declared: Callable[[Path], object | None]) -> bool:
+    """Whether ``path`` is a dependency file that declares dependencies or cannot be parsed."""
+    if not path.is_file():
+        return False
+    try:
+        return declared(path) is not None
+    except (ValueError, UnicodeDecodeError):
+        return True
 
 
 def _fail(cause: str) -> BuildError:

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from image_builder import probe
@@ -40,7 +40,7 @@ def remove_bytecode(app_dir: Path) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
-class ImportProbe:
+class ImportProbe(AbstractContextManager["ImportProbe"]):
     """One probe process (``probe.py``) in a runtime; use as a context manager, it is killed on exit.
 
     With ``write_bytecode`` the runtime keeps the bytecode of everything the repo imports, so actor
@@ -90,12 +90,7 @@ class ImportProbe:
             self._proc.wait()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def __enter__(self) -> ImportProbe:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flops_common.events import Event, EventKind, Source
+from flops_common.events import EventKind, Source, make_event
 from flops_common.image_key import ImageManifest
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import EventPublisher
@@ -29,14 +29,7 @@ class Notifier:
         self._unreachable = False
 
     def _publish(self, kind: EventKind, message: str, data: dict[str, Any], final: bool = False) -> None:
-        event = Event(
-            project_id=self._project_id,
-            source=Source.BUILDER,
-            kind=kind,
-            stage=Stage.IMAGE_BUILD,
-            message=message,
-            data=data,
-        )
+        event = make_event(self._project_id, Source.BUILDER, kind, message, stage=Stage.IMAGE_BUILD, **data)
         if not self._connected and self._unreachable and not final:
             log.debug("broker unreachable, not published: %s %s", kind, message)
             return

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flops_common.image_key import ImageManifest
 from flops_common.jobs import BuildJob
+from flops_common.redaction import redact, strip_userinfo
 from image_builder.actor_runtime import runtime_source_hash
 from image_builder.clone import clone_commit
 from image_builder.contract import check_contract
@@ -17,7 +18,6 @@ from image_builder.dependencies import resolve_dependencies
 from image_builder.errors import BuildError
 from image_builder.notify import Notifier
 from image_builder.plans import make_plan
-from image_builder.redact import redact, safe_url
 from image_builder.steps import BuildStep
 from image_builder.timing import StepRecorder
 from image_builder.workspace import new_scratch, sweep_stale
@@ -63,7 +63,7 @@ def run_build(job: BuildJob) -> int:
     # The local plan's scratch sits in its registry directory (atomic renames); an oci build's in a work dir.
     root = Path(job.registry).resolve() if job.plan == "local" else oci_work_dir()
     scratch: Path | None = None
-    log.info("building %s@%s (%s plan)", safe_url(job.key.repo_url), job.key.commit, job.plan)
+    log.info("building %s@%s (%s plan)", strip_userinfo(job.key.repo_url), job.key.commit, job.plan)
     try:
         sweep_stale(root)
         scratch = new_scratch(root, job.key.digest)

@@ -17,14 +17,6 @@ from image_builder.uv_tool import UvError, run_uv, uv_environment
 COMPLETE_MARKER = ".flops-env-complete"
 OFFLINE_FIRST_ENV = "FLOPS_UV_OFFLINE_FIRST"
 WARM_UP_TIMEOUT_S = 600
-_WARM_UP = """
-import importlib, sys
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except BaseException:
-        pass
-"""
 
 
 def offline_first() -> bool:
@@ -94,9 +86,13 @@ def warm_up(envs: Sequence[tuple[Path, Sequence[str]]]) -> None:
     Actor processes then start without compiling (they may run with PYTHONDONTWRITEBYTECODE=1, and a
     Flower SuperNode starts one per message). Modules that fail to import are skipped.
     """
+    # The script is the oci stage's (standard library only, it runs inside image builds); imported here
+    # because ``image_builder.plans`` imports this module.
+    from image_builder.plans.oci_stage import WARM_UP_SCRIPT
+
     procs = [
         subprocess.Popen(
-            [str(env_python(env)), "-I", "-c", _WARM_UP, *modules],
+            [str(env_python(env)), "-I", "-c", WARM_UP_SCRIPT, *modules],
             cwd=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -14,8 +14,8 @@ from flops_common.events import Event, EventKind, Source
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import new_client
 from flops_common.secret_env import load_secret_env
+from flops_common.timeline import format_event
 from flops_common.topics import project_events
-from observer.timeline import format_event
 
 
 def main(argv: list[str] | None = None) -> int:

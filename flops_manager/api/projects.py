@@ -11,10 +11,10 @@ from pydantic import BaseModel
 
 from flops_common.events import Event
 from flops_common.sla import ProjectSLA
+from flops_common.timeline import format_event
 from flops_manager.api.deps import ComponentsDep, PrincipalDep, ProjectDep
 from flops_manager.api.schemas import ProjectAdminView, ProjectPublic, admin_view, public_view
 from flops_manager.projects.sla_policy import SlaRejected
-from observer.timeline import format_event
 
 router = APIRouter(
     prefix="/api/flops/projects",

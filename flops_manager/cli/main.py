@@ -12,9 +12,9 @@ from typing import Any
 from rich.console import Console
 
 from flops_common.events import Event
+from flops_common.timeline import format_event
 from flops_manager.cli.client import ApiError, FlopsClient, default_token
 from flops_manager.cli.render import progress_line, stage_table, summary_lines
-from observer.timeline import format_event
 
 _FINAL = {"succeeded", "failed", "cancelled"}
 console = Console()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flops_manager.orchestrator.base import Orchestrator
 from flops_manager.orchestrator.local import LocalOrchestrator
 from flops_manager.settings import Settings
@@ -14,32 +16,33 @@ def local(settings: Settings) -> LocalOrchestrator:
     )
 
 
+def _engine_options(settings: Settings) -> dict[str, Any]:
+    """What every Docker-backed backend takes from the settings (imported here: it needs the docker SDK)."""
+    from flops_manager.orchestrator.docker_base import instance_id
+
+    return {
+        "service_image": settings.docker_service_image,
+        "docker_host": settings.docker_host,
+        "ca_bundle": settings.docker_ca_bundle,
+        "instance": instance_id(settings.home_dir),
+    }
+
+
 def docker(settings: Settings) -> Orchestrator:
-    """Containers on one Docker engine with virtual nodes (imported here: it needs the docker SDK)."""
-    from flops_manager.orchestrator.docker import DockerOrchestrator, instance_id
+    """Containers on one Docker engine with virtual nodes."""
+    from flops_manager.orchestrator.docker import DockerOrchestrator
 
     return DockerOrchestrator(
         settings.nodes_dir,
         settings.services_dir,
         settings.docker_learner_nodes,
         settings.docker_builder_nodes,
-        service_image=settings.docker_service_image,
-        docker_host=settings.docker_host,
-        ca_bundle=settings.docker_ca_bundle,
-        instance=instance_id(settings.home_dir),
+        **_engine_options(settings),
     )
 
 
 def swarm(settings: Settings) -> Orchestrator:
-    """Services on a Docker Swarm, placed by node labels (imported here: it needs the docker SDK)."""
-    from flops_manager.orchestrator.docker import instance_id
+    """Services on a Docker Swarm, placed by node labels."""
     from flops_manager.orchestrator.swarm import SwarmOrchestrator
 
-    return SwarmOrchestrator(
-        settings.nodes_dir,
-        settings.services_dir,
-        service_image=settings.docker_service_image,
-        docker_host=settings.docker_host,
-        ca_bundle=settings.docker_ca_bundle,
-        instance=instance_id(settings.home_dir),
-    )
+    return SwarmOrchestrator(settings.nodes_dir, settings.services_dir, **_engine_options(settings))

@@ -1,6 +1,6 @@
 """``local`` backend: services are process groups on this machine, nodes are virtual.
 
-Each node is a folder (``nodes/<name>/data/<tag>/``): a node holds a data tag when that
+Each node is a folder (``nodes/<name>/data/<tag>/``, ``virtual_nodes``): a node holds a data tag when that
 folder has files. Each service gets its own working dir with ``output.log`` and, once it
 ended, ``exit_code``; processes run in their own session so a manager restart neither kills
 nor loses them, and undeploy ends the whole process group.
@@ -19,8 +19,6 @@ import uuid
 from pathlib import Path
 
 from flops_manager.orchestrator.base import (
-    CAP_IMAGE_BUILDER,
-    CAP_LEARNER,
     Node,
     Orchestrator,
     ServiceHandle,
@@ -29,6 +27,7 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.orchestrator.virtual_nodes import VirtualNodes
 
 _WRAPPER = '"$@"; echo $? > "$FLOPS_EXIT_FILE"'
 MARKER_ENV = "FLOPS_SERVICE_MARKER"
@@ -99,28 +98,17 @@ class LocalOrchestrator(Orchestrator):
     name = "local"
 
     def __init__(self, nodes_dir: Path, services_dir: Path, learner_nodes: int, builder_nodes: int) -> None:
-        self._nodes_dir = nodes_dir
+        self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes)
         self._services_dir = services_dir
-        self._node_caps: dict[str, list[str]] = {f"builder-{i}": [CAP_IMAGE_BUILDER] for i in range(builder_nodes)}
-        self._node_caps |= {f"learner-{i}": [CAP_LEARNER] for i in range(learner_nodes)}
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def node_data_dir(self, node: str) -> Path:
         """The folder holding a node's data, one subfolder per data tag."""
-        return self._nodes_dir / node / "data"
+        return self._virtual_nodes.data_dir(node)
 
     def nodes(self) -> list[Node]:
         """Virtual nodes; data tags are the non-empty tag folders under each node's data dir."""
-        result = []
-        for name, caps in self._node_caps.items():
-            data_dir = self.node_data_dir(name)
-            tags = (
-                sorted(p.name for p in data_dir.iterdir() if p.is_dir() and any(p.iterdir()))
-                if data_dir.is_dir()
-                else []
-            )
-            result.append(Node(name=name, capabilities=caps, data_tags=tags, data_dir=str(data_dir)))
-        return result
+        return self._virtual_nodes.nodes()
 
     def _service_dir(self, project_id: str, name: str) -> Path:
         return self._services_dir / project_id / name

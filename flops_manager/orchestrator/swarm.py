@@ -30,7 +30,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import docker
 from docker.errors import APIError, DockerException, NotFound
 from docker.types import Mount, Resources, RestartPolicy, SecretReference, ServiceMode
 
@@ -39,7 +38,6 @@ from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
     CAP_LEARNER,
     Node,
-    Orchestrator,
     Placement,
     ServiceHandle,
     ServiceRole,
@@ -47,17 +45,11 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
-from flops_manager.orchestrator.docker import (
-    CA_BUNDLE_IN_CONTAINER,
-    DOCKER_SOCKET_IN_CONTAINER,
+from flops_manager.orchestrator.docker_base import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
-    LABEL_NODE,
     LABEL_PROJECT,
-    LABEL_ROLE,
-    LABEL_SERVICE,
-    instance_id,
-    socket_path,
+    DockerBackedOrchestrator,
 )
 
 log = logging.getLogger(__name__)
@@ -124,43 +116,12 @@ def _latest_task(service: Any) -> dict[str, Any] | None:
     return max(tasks, key=lambda t: (t["Version"]["Index"], t.get("CreatedAt", ""))) if tasks else None
 
 
-class SwarmOrchestrator(Orchestrator):
+class SwarmOrchestrator(DockerBackedOrchestrator):
     """Swarm services with host networking, placed by node labels."""
 
     name = "swarm"
-
-    def __init__(
-        self,
-        nodes_dir: Path,
-        services_dir: Path,
-        service_image: str,
-        docker_host: str | None = None,
-        ca_bundle: str | None = None,
-        instance: str | None = None,
-    ) -> None:
-        self._nodes_dir = nodes_dir
-        self._services_dir = services_dir
-        self._service_image = service_image
-        self._docker_host = docker_host
-        self._ca_bundle = ca_bundle if ca_bundle and Path(ca_bundle).is_file() else None
-        self._instance = instance or instance_id(nodes_dir.parent)
-        self._client_: Any = None
-
-    @property
-    def _client(self) -> Any:
-        if self._client_ is None:
-            self._client_ = (
-                docker.DockerClient(base_url=self._docker_host, timeout=120)
-                if self._docker_host
-                else docker.from_env(timeout=120)
-            )
-        return self._client_
-
-    def close(self) -> None:
-        """Close the engine connection."""
-        if self._client_ is not None:
-            self._client_.close()
-            self._client_ = None
+    _collection = "services"
+    _id_key = "service"
 
     # nodes
     def nodes(self) -> list[Node]:
@@ -185,38 +146,6 @@ class SwarmOrchestrator(Orchestrator):
         return str(self._client.info()["Swarm"]["NodeID"])
 
     # services
-    def service_name(self, project_id: str, service: str) -> str:
-        """The Swarm service's name: unique per manager instance, project and service."""
-        return f"flops-{self._instance}-{project_id}-{service}"
-
-    def _labels(self, spec: ServiceSpec, node: str) -> dict[str, str]:
-        return {
-            LABEL_MANAGED: "true",
-            LABEL_INSTANCE: self._instance,
-            LABEL_PROJECT: spec.project_id,
-            LABEL_SERVICE: spec.name,
-            LABEL_ROLE: spec.role.value,
-            LABEL_NODE: node,
-        }
-
-    def _mounts(self, spec: ServiceSpec, node: Node | None) -> tuple[list[Mount], dict[str, str]]:
-        mounts: list[Mount] = []
-        env: dict[str, str] = {}
-        if spec.role is ServiceRole.LEARNER and node is not None and node.data_dir:
-            Path(node.data_dir).mkdir(parents=True, exist_ok=True)
-            mounts.append(Mount(node.data_dir, node.data_dir, type="bind", read_only=True))
-        if spec.role is ServiceRole.BUILDER:
-            socket = socket_path(self._docker_host)
-            if socket is not None:
-                mounts.append(Mount(DOCKER_SOCKET_IN_CONTAINER, socket, type="bind"))
-                env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET_IN_CONTAINER}"
-            elif self._docker_host:
-                env["DOCKER_HOST"] = self._docker_host
-            if self._ca_bundle is not None:
-                mounts.append(Mount(CA_BUNDLE_IN_CONTAINER, self._ca_bundle, type="bind", read_only=True))
-                env["FLOPS_BUILD_CA_BUNDLE"] = CA_BUNDLE_IN_CONTAINER
-        return mounts, env
-
     def _secret(self, name: str, spec: ServiceSpec) -> list[SecretReference]:
         """The service's secrets as one Swarm secret (replacing one left by an earlier deployment)."""
         self._remove_secret(name)
@@ -240,9 +169,10 @@ class SwarmOrchestrator(Orchestrator):
         platform_role = spec.role in (ServiceRole.AGGREGATOR, ServiceRole.OBSERVER)
         if node is None and not platform_role:
             node = self.place(spec.placement)[0]
-        name = self.service_name(spec.project_id, spec.name)
+        name = self.engine_name(spec.project_id, spec.name)
         image = spec.image or self._service_image
-        mounts, mount_env = self._mounts(spec, node)
+        binds, mount_env = self._binds(spec, node)
+        mounts = [Mount(b.target, b.source, type="bind", read_only=b.read_only) for b in binds]
         placement = constraints(spec.placement, node)
         if platform_role:
             placement.append(f"node.id=={self._manager_node_id()}")
@@ -273,28 +203,12 @@ class SwarmOrchestrator(Orchestrator):
             workdir=spec.workdir,
             init=True,
         )
-        handle = ServiceHandle(
-            backend=self.name,
-            service_id=f"{spec.project_id}/{spec.name}",
-            name=spec.name,
-            role=spec.role,
-            node=node_name,
-            info={"service": service.id, "service_name": name, "image": image},
-        )
-        service_dir = self._services_dir / spec.project_id / spec.name
-        service_dir.mkdir(parents=True, exist_ok=True)
-        (service_dir / "swarm-service.json").write_text(handle.model_dump_json())
-        return handle
-
-    def _service(self, handle: ServiceHandle) -> Any | None:
-        try:
-            return self._client.services.get(handle.info["service"])
-        except NotFound:
-            return None
+        info = {"service": service.id, "service_name": name, "image": image}
+        return self._deployed(spec, node_name, info, record="swarm-service.json")
 
     def status(self, handle: ServiceHandle) -> ServiceStatus:
         """Running until its task ends (or cannot be scheduled); then the exit code; gone once removed."""
-        service = self._service(handle)
+        service = self._engine_object(handle)
         if service is None:
             return ServiceStatus(state=ServiceState.GONE)
         task = _latest_task(service)
@@ -306,56 +220,31 @@ class SwarmOrchestrator(Orchestrator):
             return ServiceStatus(state=ServiceState.EXITED, exit_code=status.get("ContainerStatus", {}).get("ExitCode"))
         return ServiceStatus(state=ServiceState.RUNNING)
 
-    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
-        """The service's output through the service API, then Swarm's word on its task if it failed."""
-        service = self._service(handle)
-        if service is None:
-            saved = self._services_dir / handle.service_id / "output.log"
-            text = saved.read_text(errors="replace") if saved.is_file() else ""
-            return "\n".join(text.splitlines()[-tail:]) if tail is not None else text
-        try:
-            chunks = service.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
-            text = b"".join(chunks).decode(errors="replace")
-        except APIError:
-            text = ""
-        task = _latest_task(service)
+    def _engine_note(self, found: Any) -> str:
+        """Swarm's word on the service's task if it failed."""
+        task = _latest_task(found)
         if task is not None and task.get("Status", {}).get("Err"):
-            text += f"\nswarm: task {task['Status']['State']}: {task['Status']['Err']}"
-        return text
+            return f"\nswarm: task {task['Status']['State']}: {task['Status']['Err']}"
+        return ""
 
     def undeploy(self, handle: ServiceHandle) -> None:
         """Save the output, remove the service (Swarm stops its container) and its secret; idempotent."""
-        service = self._service(handle)
+        service = self._engine_object(handle)
         if service is not None:
             with contextlib.suppress(APIError, OSError):
-                saved = self._services_dir / handle.service_id / "output.log"
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                saved.write_text(self.logs(handle))
+                self._save_output(handle, self.logs(handle).encode())
             with contextlib.suppress(NotFound):
                 service.remove()
         self._remove_secret(handle.info.get("service_name", ""))
 
     def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
         """Swarm services of this manager (of one project when given), from their labels."""
-        filters = [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self._instance}"]
-        if project_id is not None:
-            filters.append(f"{LABEL_PROJECT}={project_id}")
         try:
-            services = self._client.services.list(filters={"label": filters})
+            services = self._client.services.list(filters={"label": self._label_filters(project_id)})
         except DockerException as exc:
             log.warning("listing services failed: %s", exc)
             return []
-        handles = []
-        for service in services:
-            labels = service.attrs["Spec"].get("Labels", {})
-            handles.append(
-                ServiceHandle(
-                    backend=self.name,
-                    service_id=f"{labels[LABEL_PROJECT]}/{labels[LABEL_SERVICE]}",
-                    name=labels[LABEL_SERVICE],
-                    role=ServiceRole(labels[LABEL_ROLE]),
-                    node=labels.get(LABEL_NODE, ""),
-                    info={"service": service.id, "service_name": service.name},
-                )
-            )
-        return handles
+        return [
+            self._listed(service.attrs["Spec"].get("Labels", {}), {"service": service.id, "service_name": service.name})
+            for service in services
+        ]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 
+from flops_common.redaction import redact_url
+
+__all__ = ["RefResolutionError", "redact_url", "resolve_commit"]  # redact_url: re-exported for the engine
+
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class RefResolutionError(RuntimeError):
     """The repository or the ref cannot be found; the message says which."""
-
-
-def redact_url(url: str) -> str:
-    """The URL without any user:password part, safe for logs and events."""
-    return re.sub(r"(://)[^/@]*@", r"\1***@", url)
 
 
 def resolve_commit(repo_url: str, ref: str | None, timeout_s: float = 60.0) -> str:

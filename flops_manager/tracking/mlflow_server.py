@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from pydantic import SecretStr
 
+from flops_common.redaction import strip_userinfo
 from flops_manager.tracking.base import Tracking
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def split_credentials(url: str) -> tuple[str, Credentials | None]:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url, None
-    clean = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
+    clean = strip_userinfo(url)
     if not parts.username:
         return clean, None
     return clean, Credentials(unquote(parts.username), SecretStr(unquote(parts.password or "")))

@@ -32,20 +32,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from flops_common.image_key import ImageManifest
 from flops_common.jobs import BuildJob
 from flops_common.oci_images import (
-    AGGREGATOR_REPOSITORY,
     APP_DIR,
+    DEFAULT_BASE_IMAGE,
     DEPS_REPOSITORY,
-    LEARNER_REPOSITORY,
     actor_labels,
     actor_ref,
     image_ref,
-    manifest_from_labels,
 )
+from flops_common.oci_registry import DistributionClient, RegistryUnavailable, lookup_actor_images
 from image_builder import probe
 from image_builder.actor_runtime import (
     RUNTIME_PACKAGES,
@@ -65,20 +62,11 @@ from image_builder.uv_tool import failure_summary, uv_bin
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_IMAGE = "flops-base:bookworm"
 CA_BUNDLE_ENV = "FLOPS_BUILD_CA_BUNDLE"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Bump when the Dockerfiles or oci_stage.py change what a dependency image holds.
 RECIPE_VERSION = "1"
 BUILD_TIMEOUT_S = 1500
-_MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.index.v1+json",
-    )
-)
 _NOISE = re.compile(r"^(---> |Removing intermediate container|Successfully built|Sending build context)")
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r")
 
@@ -212,23 +200,6 @@ class LogForwarder:
             self._notifier.log(f"{self.dropped} more build log lines are in the builder's own log")
 
 
-def registry_labels(registry: str, repository: str, tag: str, timeout_s: float = 10.0) -> dict[str, str] | None:
-    """The labels of ``registry/repository:tag`` read through the distribution API; None if there is no such tag."""
-    base = f"http://{registry}/v2/{repository}"
-    with httpx.Client(timeout=timeout_s) as http:
-        response = http.get(f"{base}/manifests/{tag}", headers={"Accept": _MANIFEST_TYPES})
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        manifest = response.json()
-        if "manifests" in manifest:  # an index: the first image manifest
-            child = manifest["manifests"][0]["digest"]
-            manifest = http.get(f"{base}/manifests/{child}", headers={"Accept": _MANIFEST_TYPES}).json()
-        config = http.get(f"{base}/blobs/{manifest['config']['digest']}")
-        config.raise_for_status()
-        return dict((config.json().get("config") or {}).get("Labels") or {})
-
-
 def engine_platform(info: dict[str, Any]) -> str:
     """The engine's platform in the image-key spelling."""
     arch = str(info.get("Architecture", "")).lower()
@@ -281,14 +252,14 @@ class OciPlan:
 
     def published(self, job: BuildJob) -> ImageManifest | None:
         """The images of ``job.key`` if both are already in the registry (another builder was faster)."""
+        client = DistributionClient(self.registry)
         try:
-            labels = registry_labels(self.registry, LEARNER_REPOSITORY, job.key.digest)
-            if labels is None or registry_labels(self.registry, AGGREGATOR_REPOSITORY, job.key.digest) is None:
-                return None
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            return lookup_actor_images(client, self.registry, job.key)
+        except RegistryUnavailable as exc:
             log.warning("registry %s not readable: %s", self.registry, exc)
             return None
-        return manifest_from_labels(self.registry, labels, job.key)
+        finally:
+            client.close()
 
     def build(self, repo_dir: Path, deps: Dependencies, job: BuildJob) -> ImageManifest:
         """Dependency images (reused when they exist), code layers with the import check, push."""

@@ -50,7 +50,8 @@ MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
 PRUNE_TESTS_OF = ("numpy", "scipy", "sklearn", "pandas", "matplotlib", "networkx", "sympy", "statsmodels", "skimage")
 PROBE_TIMEOUT_S = 300
 _INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "warm.txt", "opt.tar")
-_WARM = """
+# Also used by the local plan (``image_builder.venvs``): this file must stay standard library only.
+WARM_UP_SCRIPT = """
 import importlib, sys
 for name in sys.argv[1:]:
     try:
@@ -104,6 +105,11 @@ def _uv(build: Path, *args: str, phase: str) -> str:
     return proc.stdout
 
 
+def _pip_install(build: Path, *args: str) -> None:
+    """``uv pip install`` into the venv's Python (phase ``install``)."""
+    _uv(build, "pip", "install", "--python", str(PYTHON), *args, phase="install")
+
+
 def _site_packages() -> Path:
     out = subprocess.run(
         [str(PYTHON), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -129,7 +135,7 @@ def _warm(build: Path) -> None:
     warm = build / "warm.txt"
     modules = warm.read_text().split() if warm.is_file() else []
     if modules:
-        subprocess.run([str(PYTHON), "-c", _WARM, *modules], capture_output=True, check=False, timeout=600)
+        subprocess.run([str(PYTHON), "-c", WARM_UP_SCRIPT, *modules], capture_output=True, check=False, timeout=600)
 
 
 def _warm_with_repo(build: Path) -> None:
@@ -186,19 +192,14 @@ def deps(build: Path) -> None:
         str(LOCK),
         phase="resolve",
     )
-    _uv(
+    _pip_install(
         build,
-        "pip",
-        "install",
-        "--python",
-        str(PYTHON),
         "--requirement",
         str(build / "requirements.txt"),
         "--requirement",
         str(build / "learner.in"),
         "--constraint",
         str(LOCK),
-        phase="install",
     )
     installed = _uv(build, "pip", "freeze", "--python", str(PYTHON), phase="freeze").splitlines()
     pulled = [line for line in installed if _name(line) in MLFLOW_DISTRIBUTIONS]
@@ -222,19 +223,7 @@ def aggregator(build: Path) -> None:
     EXTRA.mkdir(parents=True, exist_ok=True)
     pins = [line for line in EXTRA_PINS.read_text().splitlines() if line.strip()]
     if pins:
-        _uv(
-            build,
-            "pip",
-            "install",
-            "--python",
-            str(PYTHON),
-            "--target",
-            str(EXTRA),
-            "--no-deps",
-            "--requirement",
-            str(EXTRA_PINS),
-            phase="install",
-        )
+        _pip_install(build, "--target", str(EXTRA), "--no-deps", "--requirement", str(EXTRA_PINS))
         shutil.rmtree(EXTRA / "bin", ignore_errors=True)
         _prune_tests(EXTRA)
     _warm(build)

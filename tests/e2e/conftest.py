@@ -12,7 +12,7 @@ import pytest
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import LocalOrchestrator, service_processes
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.containers import DockerEngine, start_engine
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "slas"

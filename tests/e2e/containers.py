@@ -13,7 +13,6 @@ import contextlib
 import ipaddress
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,22 +25,13 @@ from typing import Any
 import docker
 from docker.errors import NotFound
 
-from flops_manager.suite.embedded import EmbeddedSuite, SuitePorts
+from flops_suite.embedded import EmbeddedSuite
+from tests.helpers.ports import free_ports
+from tests.helpers.suites import make_test_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    socks = [socket.socket() for _ in range(count)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 def interfaces() -> tuple[set[str], list[str]]:
@@ -126,22 +116,15 @@ def suite_on_engine(
 
     With ``auth`` the broker and MLflow require the suite's generated credentials.
     """
-    broker, store, mlflow, git, api = free_ports(5)
-    return EmbeddedSuite(
-        home,
-        SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={
-            "FLOPS_ORCHESTRATOR": orchestrator,
-            "FLOPS_REGISTRY": "oci",
-            "FLOPS_OCI_REGISTRY": engine.registry,
-            "FLOPS_DOCKER_HOST": engine.docker_host,
-            "FLOPS_DOCKER_LEARNER_NODES": "2",
-            "FLOPS_TICK_INTERVAL_S": "0.5",
-            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
-            **extra_env,
-        },
-        auth=auth,
-    )
+    manager_env = {
+        "FLOPS_ORCHESTRATOR": orchestrator,
+        "FLOPS_REGISTRY": "oci",
+        "FLOPS_OCI_REGISTRY": engine.registry,
+        "FLOPS_DOCKER_HOST": engine.docker_host,
+        "FLOPS_DOCKER_LEARNER_NODES": "2",
+        **extra_env,
+    }
+    return make_test_suite(home, manager_env, auth=auth)
 
 
 def labelled_containers(client: Any, *labels: str) -> list[Any]:

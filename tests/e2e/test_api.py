@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from flops_manager.cli.client import ApiError, FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_no_internals, example_sla, wait_final, wait_stage
 
 

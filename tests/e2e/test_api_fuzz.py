@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 
 def test_api_never_fails_on_any_input(suite: EmbeddedSuite, admin: FlopsClient) -> None:

@@ -3,17 +3,16 @@ the project, its timeline and ``flops status``, and leave no process behind."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.suite.embedded import EmbeddedSuite
-from flops_manager.suite.example_repos import publish_repo
+from flops_suite.embedded import EmbeddedSuite
+from flops_suite.example_repos import publish_repo
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final
+from tests.helpers.suites import run_cli
 
 BROKEN = Path(__file__).resolve().parents[1] / "broken_repos"
 
@@ -28,19 +27,6 @@ CASES = [
 ]
 
 
-def _status_text(suite: EmbeddedSuite, project_id: str) -> str:
-    env = {"FLOPS_API_URL": suite.api_url, "FLOPS_TOKEN": suite.admin_token(), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-m", "flops_manager.cli.main", "status", project_id],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    )
-    return " ".join(out.stdout.split())
-
-
 @pytest.mark.parametrize(("repo", "stage", "cause"), CASES, ids=[c[0] for c in CASES])
 def test_broken_repo_fails_at_its_stage_with_the_cause(
     suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any, tmp_path: Path, repo: str, stage: int, cause: str
@@ -53,7 +39,7 @@ def test_broken_repo_fails_at_its_stage_with_the_cause(
     assert cause in project["cause"]
     assert f"project failed at stage {stage}" in admin.timeline(project["id"])
     assert cause in admin.timeline(project["id"])
-    assert cause in _status_text(suite, project["id"])
+    assert cause in run_cli(suite, "status", project["id"])
     assert_nothing_left(suite, project)
 
 

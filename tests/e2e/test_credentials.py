@@ -15,7 +15,6 @@ import base64
 import json
 import mmap
 import os
-import socket
 import stat
 import threading
 import time
@@ -30,41 +29,19 @@ from pymongo import MongoClient
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
-from flops_manager.suite.embedded import EmbeddedSuite, SuiteCredentials, SuitePorts
+from flops_suite.embedded import EmbeddedSuite, SuiteCredentials
 from tests.e2e.conftest import FINAL, assert_nothing_left, example_sla
+from tests.helpers.suites import make_test_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
 def auth_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
     """An embedded suite whose broker and MLflow server need credentials."""
-    broker, store, mlflow, git, api = _free_ports(5)
-    suite = EmbeddedSuite(
-        tmp_path_factory.mktemp("flops-auth-home"),
-        SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api),
-        manager_env={
-            "FLOPS_LOCAL_LEARNER_NODES": "2",
-            "FLOPS_TICK_INTERVAL_S": "0.5",
-            "FLOPS_REPO_HOSTS": '["127.0.0.1", "localhost"]',
-        },
-        auth=True,
-    )
-    try:
-        suite.up()
+    home = tmp_path_factory.mktemp("flops-auth-home")
+    with make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "2"}, auth=True).running() as suite:
         yield suite
-    finally:
-        suite.down()
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,12 @@ from mlflow.tracking import MlflowClient
 from flops_common.image_key import ImageKey
 from flops_common.oci_images import LABEL_COMMIT, LABEL_KEY, LABEL_PROJECT
 from flops_manager.cli.client import FlopsClient
-from flops_manager.orchestrator.docker import LABEL_PROJECT as CONTAINER_PROJECT_LABEL
-from flops_manager.orchestrator.docker import DockerOrchestrator, instance_id
+from flops_manager.orchestrator.docker import DockerOrchestrator
+from flops_manager.orchestrator.docker_base import LABEL_PROJECT as CONTAINER_PROJECT_LABEL
+from flops_manager.orchestrator.docker_base import instance_id
 from flops_manager.registry.oci import OciRegistry
-from flops_manager.suite.embedded import EmbeddedSuite
-from flops_manager.suite.example_repos import publish_repo
+from flops_suite.embedded import EmbeddedSuite
+from flops_suite.example_repos import publish_repo
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
 from tests.e2e.containers import DockerEngine, interfaces, labelled_containers, suite_on_engine
 

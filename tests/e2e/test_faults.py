@@ -13,7 +13,7 @@ import pytest
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
 
 pytestmark = pytest.mark.e2e
@@ -26,12 +26,18 @@ def _kill_manager(suite: EmbeddedSuite) -> None:
     os.waitpid(pid, 0)
 
 
-def test_manager_killed_mid_training_resumes_and_loses_no_event(
-    suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
-) -> None:
+def _training(suite: EmbeddedSuite, admin: FlopsClient) -> dict[str, Any]:
+    """A four-round digits project once it reached stage 5."""
     accepted = admin.submit(example_sla(suite, "digits_sklearn", training_rounds=4))
     project = wait_stage(admin, accepted["project_id"], 5)
     assert project["stage"] == 5, project.get("cause")
+    return project
+
+
+def test_manager_killed_mid_training_resumes_and_loses_no_event(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
+) -> None:
+    project = _training(suite, admin)
     _kill_manager(suite)  # events of the next rounds are queued in the manager's durable MQTT session
     suite.start_manager()
     project = wait_final(admin, project["id"])
@@ -45,9 +51,7 @@ def test_manager_killed_mid_training_resumes_and_loses_no_event(
 def test_broker_restarted_mid_training_loses_no_transition(
     suite: EmbeddedSuite, admin: FlopsClient, digits_data: Any
 ) -> None:
-    accepted = admin.submit(example_sla(suite, "digits_sklearn", training_rounds=4))
-    project = wait_stage(admin, accepted["project_id"], 5)
-    assert project["stage"] == 5, project.get("cause")
+    project = _training(suite, admin)
     suite.stop_service("broker")
     suite.start_service("broker")
     project = wait_final(admin, project["id"])
@@ -81,24 +85,33 @@ def _wait_round(client: FlopsClient, project_id: str, round_no: int, timeout_s: 
     return project
 
 
-def test_learner_killed_with_k_of_n_participation_completes(
-    suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
-) -> None:
+def _kill_during_training(
+    suite: EmbeddedSuite, admin: FlopsClient, min_clients: int, rounds: int, victim: str
+) -> tuple[str, float]:
+    """Run digits on three learners needing ``min_clients``; after round 1 kill ``victim``: project id, when."""
     sla = example_sla(
         suite,
         "digits_sklearn",
         data_tags=["digits3"],
         learners=3,
-        min_available_clients=2,
-        min_fit_clients=2,
-        min_evaluate_clients=2,
-        training_rounds=3,
+        min_available_clients=min_clients,
+        min_fit_clients=min_clients,
+        min_evaluate_clients=min_clients,
+        training_rounds=rounds,
         round_timeout_s=30,
     )
     project = _wait_round(admin, admin.submit(sla)["project_id"], 1)
     assert project["status"] == "running", project.get("cause")
-    _kill_learner(suite, project["id"], "learner-2")
-    project = wait_final(admin, project["id"])
+    killed_at = time.monotonic()
+    _kill_learner(suite, project["id"], victim)
+    return project["id"], killed_at
+
+
+def test_learner_killed_with_k_of_n_participation_completes(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
+) -> None:
+    project_id, _ = _kill_during_training(suite, admin, min_clients=2, rounds=3, victim="learner-2")
+    project = wait_final(admin, project_id)
     assert project["status"] == "succeeded", project.get("cause")
     assert project["rounds_completed"] == 3
     assert "learner-2 on learner-2 exited" in admin.timeline(project["id"])
@@ -108,22 +121,8 @@ def test_learner_killed_with_k_of_n_participation_completes(
 def test_too_few_learners_left_fails_with_that_cause(
     suite: EmbeddedSuite, admin: FlopsClient, digits_on_three: Any
 ) -> None:
-    sla = example_sla(
-        suite,
-        "digits_sklearn",
-        data_tags=["digits3"],
-        learners=3,
-        min_available_clients=3,
-        min_fit_clients=3,
-        min_evaluate_clients=3,
-        training_rounds=5,
-        round_timeout_s=30,
-    )
-    project = _wait_round(admin, admin.submit(sla)["project_id"], 1)
-    assert project["status"] == "running", project.get("cause")
-    killed_at = time.monotonic()
-    _kill_learner(suite, project["id"], "learner-1")
-    project = wait_final(admin, project["id"], timeout_s=120)
+    project_id, killed_at = _kill_during_training(suite, admin, min_clients=3, rounds=5, victim="learner-1")
+    project = wait_final(admin, project_id, timeout_s=120)
     assert time.monotonic() - killed_at < 30 + 15  # within the round timeout (plus the exit grace)
     assert (project["status"], project["failed_stage"]) == ("failed", 5)
     assert "learner-1" in project["cause"] and "3 needed" in project["cause"]

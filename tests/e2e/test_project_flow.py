@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.registry.local import LocalRegistry
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,6 @@ The broker and MLflow require credentials, which services get as Swarm secrets (
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +18,9 @@ from typing import Any
 import pytest
 
 from flops_manager.cli.client import FlopsClient
-from flops_manager.orchestrator.docker import LABEL_PROJECT
+from flops_manager.orchestrator.docker_base import LABEL_PROJECT
 from flops_manager.orchestrator.swarm import data_tag_label
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
 from tests.e2e.containers import (
     DockerEngine,
@@ -32,6 +30,7 @@ from tests.e2e.containers import (
     run_script,
     suite_on_engine,
 )
+from tests.helpers.suites import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -44,19 +43,6 @@ class SwarmSetup:
     suite: EmbeddedSuite
     admin: FlopsClient
     node: str  # the swarm node's hostname
-
-
-def _cli(suite: EmbeddedSuite, *args: str) -> str:
-    env = {"FLOPS_API_URL": suite.api_url, "FLOPS_TOKEN": suite.admin_token(), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-m", "flops_manager.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    )
-    return " ".join(out.stdout.split())
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +100,7 @@ def test_nodes_and_capabilities_come_from_swarm_labels(swarm: SwarmSetup) -> Non
     assert nodes[swarm.node]["data_tags"] == []
     # Mock data on a swarm node labels it with the data tag; `flops nodes` shows it.
     swarm.admin.mock_data("digits", "digits", nodes=[swarm.node])
-    listed = _cli(swarm.suite, "nodes")
+    listed = run_cli(swarm.suite, "nodes")
     assert swarm.node in listed and "digits" in listed and "learner" in listed
     labels = swarm.engine.client.nodes.get(swarm.node).attrs["Spec"]["Labels"]
     assert labels[data_tag_label("digits")] == "true"
@@ -177,7 +163,7 @@ def test_removed_data_label_fails_placement_at_stage_4(swarm: SwarmSetup) -> Non
     assert project["status"] == "failed"
     assert project["stage"] == 4
     assert "cannot place learners" in project["cause"] and "digits" in project["cause"], project["cause"]
-    assert "digits" in _cli(swarm.suite, "status", project["id"])
+    assert "digits" in run_cli(swarm.suite, "status", project["id"])
     assert "digits" in swarm.admin.timeline(project["id"])
     _assert_nothing_left(swarm, project["id"])
 

@@ -14,13 +14,7 @@ import paho.mqtt.client as mqtt
 
 from flops_common.events import Event
 from flops_common.topics import ALL_PROJECT_EVENTS
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port
 
 
 class Mosquitto:
@@ -49,6 +43,13 @@ class Mosquitto:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not start listening")
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Stop the broker this object started (by its PID)."""
@@ -103,3 +104,9 @@ class EventCollector:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+    def __enter__(self) -> EventCollector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

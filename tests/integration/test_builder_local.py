@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from image_builder.steps import BuildStep
 from tests.helpers.corpus import corpus_repo
 from tests.helpers.git_repos import file_url, make_git_repo
 from tests.helpers.mosquitto import EventCollector, Mosquitto
+from tests.helpers.processes import sigterm_when
 from tests.helpers.wheels import make_wheel
 
 pytestmark = pytest.mark.timeout(300)
@@ -36,21 +35,14 @@ ALL_STEPS = [s.value for s in BuildStep]
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
-    server.start()
-    try:
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def collector(broker: Mosquitto) -> Iterator[EventCollector]:
-    events = EventCollector(broker.port)
-    try:
+    with EventCollector(broker.port) as events:
         yield events
-    finally:
-        events.close()
 
 
 @pytest.fixture(scope="module")
@@ -323,17 +315,11 @@ def test_sigterm_reports_and_cleans_up(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not any(e.data.get("step") == "dependencies" for e in collector.events(job.project_id)):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 1
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    def dependencies_done() -> bool:
+        return any(e.data.get("step") == "dependencies" for e in collector.events(job.project_id))
+
+    assert sigterm_when(proc, dependencies_done, timeout_s=60, poll_s=0.05, exit_timeout_s=30) == 1
     final = collector.wait_for(job.project_id, FINAL)[-1]
     assert (final.kind, final.data) == (EventKind.BUILD_FAILED, {"step": "environments"})
     assert final.message == "the builder was stopped before the build finished"

@@ -24,7 +24,9 @@ from fl_actors.fab import prepare_app_dir
 from flops_common.events import EventKind
 from flops_common.jobs import AggregatorJob, BusConfig, LearnerJob, ServiceJob
 from flops_common.sla import ModelFlavor, StrategyConfig, TrainingConfiguration
-from tests.helpers.mosquitto import EventCollector, Mosquitto, free_port
+from tests.helpers.mosquitto import EventCollector, Mosquitto
+from tests.helpers.ports import free_port
+from tests.helpers.processes import sigterm_when
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SKLEARN_REPO = REPO_ROOT / "examples" / "ml_repos" / "digits_sklearn"
@@ -110,12 +112,8 @@ def _wait_http(url: str, timeout_s: float) -> None:
 
 @pytest.fixture(scope="module")
 def broker(workdir: Path) -> Iterator[Mosquitto]:
-    instance = Mosquitto(workdir)
-    instance.start()
-    try:
+    with Mosquitto(workdir) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")
@@ -345,12 +343,11 @@ def test_sigterm_stops_the_aggregator_and_everything_it_started(
     proc = _start_actor(actor_envs["aggregator"], "fl_actors.aggregator", job, actors_dir / "aggregator.log")
     try:
         collector.wait_for(project_id, {EventKind.TRAINING_STARTED}, timeout_s=120)
-        deadline = time.monotonic() + 60  # until the ServerApp process is up (waiting for learners)
-        while not any("flwr-serverapp" in p for p in _processes_mentioning(str(actors_dir))):
-            assert time.monotonic() < deadline, _processes_mentioning(str(actors_dir))
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
+
+        def serverapp_up() -> bool:  # waiting for learners
+            return any("flwr-serverapp" in p for p in _processes_mentioning(str(actors_dir)))
+
+        assert sigterm_when(proc, serverapp_up, timeout_s=60, poll_s=0.5, exit_timeout_s=60) == 143
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from flops_manager.suite.embedded import EmbeddedSuite
 from flops_manager.tracking.mlflow_server import MlflowServerTracking
+from flops_suite.embedded import EmbeddedSuite
 
 
 def test_mlflow_server_answers_and_links_runs(suite: EmbeddedSuite) -> None:

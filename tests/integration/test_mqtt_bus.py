@@ -10,7 +10,7 @@ from flops_common.events import Event, EventKind, Source
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import EventPublisher
 from flops_manager.bus.mqtt_bus import MqttBus
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 
 def _collector() -> tuple[list[Event], threading.Event, object]:

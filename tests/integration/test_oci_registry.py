@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -23,17 +22,13 @@ import pytest
 
 from flops_common.image_key import ImageKey
 from flops_common.oci_images import AGGREGATOR_REPOSITORY, LEARNER_REPOSITORY, actor_labels
+from flops_common.oci_registry import DistributionClient
 from flops_common.sla import ModelFlavor
-from flops_manager.registry.oci import DistributionClient, OciRegistry
-from flops_manager.suite.docker_engine import RegistryServer
+from flops_manager.registry.oci import OciRegistry
+from flops_suite.docker_engine import RegistryServer
+from tests.helpers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A registry on a free port, started and stopped by PID."""
     if shutil.which("docker-registry") is None:
         subprocess.run([str(ROOT / "deploy" / "install-docker.sh")], check=True, capture_output=True, timeout=600)
-    server = RegistryServer(tmp_path_factory.mktemp("registry"), _free_port())
+    server = RegistryServer(tmp_path_factory.mktemp("registry"), free_port())
     server.start()
     try:
         yield server.address
@@ -155,13 +150,13 @@ def test_list_follows_pagination_and_delete_removes_both(registry: str) -> None:
 
 
 def test_unreachable_registry_is_a_miss() -> None:
-    assert OciRegistry(f"127.0.0.1:{_free_port()}", timeout_s=1).lookup(_key("c" * 40)) is None
+    assert OciRegistry(f"127.0.0.1:{free_port()}", timeout_s=1).lookup(_key("c" * 40)) is None
 
 
 def test_registry_server_stops_by_pid(tmp_path: Path) -> None:
     if shutil.which("docker-registry") is None:
         pytest.skip("docker-registry missing")
-    server = RegistryServer(tmp_path, _free_port())
+    server = RegistryServer(tmp_path, free_port())
     pid = server.start()
     assert server.ping()
     server.stop()

@@ -13,7 +13,7 @@ from flops_manager.projects.models import Project, StageRecord
 from flops_manager.store.base import Store
 from flops_manager.store.memory import MemoryStore
 from flops_manager.store.mongo import MongoStore
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 
 @pytest.fixture(params=["mongo", "memory"])

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from flops_common.redaction import redact, strip_userinfo
 from image_builder.clone import check_repo_url, clone_commit
 from image_builder.errors import BuildError
-from image_builder.redact import redact, safe_url
 from image_builder.steps import BuildStep
 from tests.helpers.corpus import corpus_repo
 from tests.helpers.git_repos import file_url, make_git_repo
@@ -91,7 +91,7 @@ def test_scp_like_and_https_urls_are_accepted() -> None:
 
 def test_redaction() -> None:
     url = "https://bob:tok3n@git.example.invalid/r.git"
-    assert safe_url(url) == "https://git.example.invalid/r.git"
-    assert safe_url("git@github.com:org/repo.git") == "git@github.com:org/repo.git"
+    assert strip_userinfo(url) == "https://git.example.invalid/r.git"
+    assert strip_userinfo("git@github.com:org/repo.git") == "git@github.com:org/repo.git"
     text = f"fatal: unable to access '{url}': bob:tok3n rejected"
     assert redact(text, url) == "fatal: unable to access 'https://git.example.invalid/r.git': *** rejected"

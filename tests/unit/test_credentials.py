@@ -14,7 +14,6 @@ from flops_manager.orchestrator.base import Node
 from flops_manager.projects import specs
 from flops_manager.projects.models import Project
 from flops_manager.settings import Settings
-from flops_manager.suite.embedded import EmbeddedSuite, SuitePorts
 from flops_manager.tracking.mlflow_server import (
     Credentials,
     MlflowServerTracking,
@@ -22,6 +21,7 @@ from flops_manager.tracking.mlflow_server import (
     settings_credentials,
     split_credentials,
 )
+from flops_suite.embedded import EmbeddedSuite, SuitePorts
 
 MQTT_PW = "mqtt-pw-0123456789abcdef"
 MLFLOW_PW = "mlflow-pw-0123456789abcdef"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flops_manager.suite.docker_engine import (
+from flops_suite.docker_engine import (
     BASE_PACKAGES,
     DockerEngine,
     RegistryServer,

@@ -11,7 +11,7 @@ import pytest
 
 from fl_actors import ml_repo
 from flops_common.jobs import BusConfig, LearnerJob
-from tests.helpers.mosquitto import free_port
+from tests.helpers.ports import free_port
 from tests.unit.fl_actors_fakes import SKLEARN_REPO, write_digits_partitions
 
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from flops_common.image_key import ImageKey
-from flops_common.oci_images import actor_labels, actor_ref, manifest_from_labels, without_credentials
+from flops_common.oci_images import DEFAULT_BASE_IMAGE, actor_labels, actor_ref, manifest_from_labels
+from flops_common.redaction import strip_userinfo
 from flops_common.sla import ModelFlavor
 from flops_manager.settings import Settings
 from image_builder.plans.oci import (
@@ -43,7 +44,7 @@ def test_labels_round_trip_without_credentials() -> None:
     assert manifest.learner == actor_ref("r:5000", "learner", KEY.digest) == f"r:5000/flops/learner:{KEY.digest}"
     assert manifest_from_labels("r:5000", labels, KEY.model_copy(update={"commit": "e" * 40})) is None
     assert manifest_from_labels("r:5000", {"foo": "bar"}) is None
-    assert without_credentials("git@host:x/y.git") == "git@host:x/y.git"
+    assert strip_userinfo("git@host:x/y.git") == "git@host:x/y.git"
 
 
 def test_label_instruction_is_one_step_and_quotes_everything() -> None:
@@ -54,7 +55,7 @@ def test_label_instruction_is_one_step_and_quotes_everything() -> None:
 
 
 def test_dependency_dockerfile_keeps_inputs_out_of_layers() -> None:
-    text = DEPS_DOCKERFILE.format(base="flops-base:bookworm", url="http://127.0.0.1:1/t")
+    text = DEPS_DOCKERFILE.format(base=DEFAULT_BASE_IMAGE, url="http://127.0.0.1:1/t")
     assert "COPY" not in text  # uv and the CA bundle are fetched and deleted inside one RUN
     assert "rm -f /tmp/flops-stage.py" in text
 

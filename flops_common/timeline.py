@@ -1,4 +1,4 @@
-"""How an event reads in a project's timeline (shared by the observer and the API)."""
+"""How an event reads in a project's timeline (shared by the observer, the API and the CLI)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Swarm normally creates ``docker_gwbridge`` and the ``ingress`` overlay on 172.x/
 * the swarm advertises and listens on 127.0.0.1 and allocates from a link-local address pool;
 * ``ingress`` is removed at once (FLOps services use the host network, never the routing mesh).
 
-``python -m flops_manager.suite.swarm init|leave|label|status`` is what ``deploy/start-swarm.sh``,
+``python -m flops_suite.swarm init|leave|label|status`` is what ``deploy/start-swarm.sh``,
 ``deploy/stop-swarm.sh`` and ``deploy/label-swarm-node.sh`` run, against ``DOCKER_HOST`` (or
 ``--docker-host``; the engine of ``deploy/start-docker.sh`` by default).
 """
@@ -25,7 +25,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from flops_manager.orchestrator.swarm import update_node_labels
-from flops_manager.suite.docker_engine import default_state_dir
+from flops_suite.docker_engine import default_state_dir
 
 GWBRIDGE = "docker_gwbridge"
 GWBRIDGE_SUBNET = "169.254.250.0/24"
@@ -111,7 +111,7 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of the deploy scripts."""
-    parser = argparse.ArgumentParser(prog="python -m flops_manager.suite.swarm")
+    parser = argparse.ArgumentParser(prog="python -m flops_suite.swarm")
     parser.add_argument("--docker-host", help="engine URL (default: DOCKER_HOST, else the deploy/ engine)")
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("init", help="make the engine a one-node swarm on 127.0.0.1")

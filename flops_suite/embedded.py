@@ -16,20 +16,22 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from flops_manager.suite.example_repos import publish_examples
-from flops_manager.suite.processes import ManagedProcess, port_open
+from flops_suite.example_repos import publish_examples
+from flops_suite.processes import ManagedProcess, port_open
 
 if TYPE_CHECKING:
     from flops_manager.orchestrator.base import Orchestrator
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class SuitePorts(BaseModel):
@@ -350,6 +352,15 @@ class EmbeddedSuite:
             "mlflow": lambda: self._http_ok(f"{self.mlflow_url}/health"),
         }[name]
         self._processes()[name].start(ready, 300)
+
+    @contextmanager
+    def running(self) -> Iterator[EmbeddedSuite]:
+        """The suite up for a ``with`` block and down after it (also when starting it failed half-way)."""
+        try:
+            self.up()
+            yield self
+        finally:
+            self.down()
 
     def down(self) -> None:
         """Stop the manager first (projects' services keep their own groups), then the rest."""

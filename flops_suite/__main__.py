@@ -1,4 +1,4 @@
-"""``python -m flops_manager.suite up|down|status`` — the embedded suite from the command line."""
+"""``python -m flops_suite up|down|status`` — the embedded suite from the command line."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from flops_manager.suite.embedded import EmbeddedSuite
+from flops_suite.embedded import EmbeddedSuite
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start, stop or show the embedded suite under ``FLOPS_HOME`` (default ``var``)."""
-    parser = argparse.ArgumentParser(prog="python -m flops_manager.suite")
+    parser = argparse.ArgumentParser(prog="python -m flops_suite")
     parser.add_argument("action", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
     suite = EmbeddedSuite(Path(os.environ.get("FLOPS_HOME", "var")))

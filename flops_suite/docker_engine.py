@@ -12,7 +12,7 @@ Networking rule of this platform: dockerd runs with ``--bridge=none --iptables=f
 --ip6tables=false`` and a link-local default address pool, so no bridge on a private range can appear;
 every container and build uses host networking and talks to 127.0.0.1 only.
 
-``python -m flops_manager.suite.docker_engine start|stop|status|registry-start|registry-stop|base-image|build-image``
+``python -m flops_suite.docker_engine start|stop|status|registry-start|registry-stop|base-image|build-image``
 is what ``deploy/start-docker.sh``, ``deploy/stop-docker.sh``, ``deploy/make-base-image.sh`` and
 ``deploy/build-images.sh`` run. The state dir is ``--state-dir``, else ``FLOPS_DOCKER_STATE``, else
 ``$FLOPS_HOME/docker``.
@@ -21,11 +21,9 @@ is what ``deploy/start-docker.sh``, ``deploy/stop-docker.sh``, ``deploy/make-bas
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,10 +32,10 @@ from pathlib import Path
 
 import httpx
 
-from flops_manager.suite.processes import ManagedProcess, pid_alive
+from flops_common.oci_images import DEFAULT_BASE_IMAGE
+from flops_suite.processes import ManagedProcess, ProcessService, terminate
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-DEFAULT_BASE_IMAGE = "flops-base:bookworm"
 DEFAULT_PLATFORM_BASE_IMAGE = "flops-platform-base:bookworm"
 DEBIAN_SUITE = "bookworm"
 # What FL-actor images run on: Python with venv, TLS roots, the C++ runtime numpy/grpc need.
@@ -63,7 +61,7 @@ DEFAULT_SERVICES_BASE_IMAGE = "flops-services-base:bookworm"
 # A network created by mistake gets a link-local range, never 10/8, 172.16/12 or 192.168/16.
 SAFE_ADDRESS_POOL = "base=169.254.192.0/18,size=24"
 _MAX_SOCKET_PATH = 100  # unix socket paths are limited to 108 bytes
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_state_dir() -> Path:
@@ -80,7 +78,7 @@ def _exec_root(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"flops-docker-{tag}"
 
 
-class DockerEngine:
+class DockerEngine(ProcessService):
     """One dockerd with its own data root, exec root, socket and PID file."""
 
     def __init__(self, state_dir: Path | None = None) -> None:
@@ -96,11 +94,6 @@ class DockerEngine:
     def host(self) -> str:
         """The ``DOCKER_HOST`` of this engine."""
         return f"unix://{self.socket}"
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the dockerd we started, if it runs."""
-        return self._process.pid
 
     @property
     def log_file(self) -> Path:
@@ -158,13 +151,7 @@ class DockerEngine:
         if pid is not None and self.ping():
             self._leave_swarm()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            while pid_alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.2)
+            terminate(pid, grace_s, poll_s=0.2, group=False)
         # Reaps it and ends whatever is left of its process group (containerd) by that group's id.
         self._process.stop(grace_s=5.0)
         self._unmount_leftovers()
@@ -173,7 +160,7 @@ class DockerEngine:
         from docker import DockerClient
         from docker.errors import DockerException
 
-        from flops_manager.suite import swarm
+        from flops_suite import swarm
 
         client = DockerClient(base_url=self.host, timeout=60)
         try:
@@ -201,7 +188,7 @@ class DockerEngine:
         return docker.DockerClient(base_url=self.host, timeout=timeout)
 
 
-class RegistryServer:
+class RegistryServer(ProcessService):
     """``docker-registry serve CONFIG`` on 127.0.0.1:PORT with deletes enabled."""
 
     def __init__(self, state_dir: Path | None = None, port: int = 5000) -> None:
@@ -216,11 +203,6 @@ class RegistryServer:
     def address(self) -> str:
         """``host:port`` of the registry (what image references start with)."""
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The PID of the registry we started, if it runs."""
-        return self._process.pid
 
     def config_text(self) -> str:
         """The registry's configuration (distribution 2.x format)."""
@@ -395,7 +377,7 @@ def build_platform_image(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line behind the deploy/ scripts."""
-    parser = argparse.ArgumentParser(prog="python -m flops_manager.suite.docker_engine")
+    parser = argparse.ArgumentParser(prog="python -m flops_suite.docker_engine")
     parser.add_argument(
         "action",
         choices=["start", "stop", "status", "registry-start", "registry-stop", "base-image", "build-image"],

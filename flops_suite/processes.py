@@ -28,6 +28,17 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def terminate(pid: int, grace_s: float, poll_s: float, group: bool) -> None:
+    """SIGTERM ``pid`` (its process group when ``group``) and wait up to ``grace_s`` for it to end, reaping it."""
+    with contextlib.suppress(ProcessLookupError):
+        (os.killpg if group else os.kill)(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while pid_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(poll_s)
+
+
 class ManagedProcess:
     """One service process: its command, log and PID file under the suite's run dir."""
 
@@ -86,13 +97,7 @@ class ManagedProcess:
         """SIGTERM its process group, SIGKILL after ``grace_s``."""
         pid = self.pid
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            while pid_alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.1)
+            terminate(pid, grace_s, poll_s=0.1, group=True)
             if pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
@@ -106,3 +111,14 @@ class ManagedProcess:
             return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+class ProcessService:
+    """A suite service that runs as one :class:`ManagedProcess` (``self._process``)."""
+
+    _process: ManagedProcess
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the process we started, if it runs."""
+        return self._process.pid

@@ -1,0 +1,39 @@
+"""Embedded suites for tests: their own home, free ports, a fast tick, git repos only on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from flops_suite.embedded import EmbeddedSuite, SuitePorts
+from tests.helpers.ports import free_ports
+
+# Fuzzed and broken SLAs must never make a test manager reach past this machine.
+LOCAL_REPO_HOSTS = '["127.0.0.1", "localhost"]'
+
+
+def free_suite_ports() -> SuitePorts:
+    """Broker, store, MLflow, git server and API each on a port nothing listens on."""
+    broker, store, mlflow, git, api = free_ports(5)
+    return SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api)
+
+
+def make_test_suite(home: Path, manager_env: dict[str, str], auth: bool = False) -> EmbeddedSuite:
+    """A suite (not started) under ``home`` on free ports; ``manager_env`` adds to or overrides the test defaults."""
+    defaults = {"FLOPS_TICK_INTERVAL_S": "0.5", "FLOPS_REPO_HOSTS": LOCAL_REPO_HOSTS}
+    return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth)
+
+
+def run_cli(suite: EmbeddedSuite, *args: str) -> str:
+    """What ``flops ARGS`` prints against ``suite`` as its admin, white space folded."""
+    env = {"FLOPS_API_URL": suite.api_url, "FLOPS_TOKEN": suite.admin_token(), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "flops_manager.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    return " ".join(out.stdout.split())
