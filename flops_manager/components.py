@@ -6,14 +6,13 @@ import importlib
 from dataclasses import dataclass
 
 from flops_manager.api.project_views import ProjectViews
-from flops_manager.bus.base import Bus
+from flops_manager.boundaries import Boundaries
 from flops_manager.bus.mqtt_bus import MqttBus
 from flops_manager.orchestrator.base import Orchestrator
 from flops_manager.projects.engine import ProjectEngine
 from flops_manager.registry.base import Registry
 from flops_manager.settings import Settings
 from flops_manager.store.base import Store
-from flops_manager.tracking.base import Tracking
 from flops_manager.tracking.mlflow_server import MlflowServerTracking
 
 # name -> "module:factory"; a factory takes Settings. Adding a backend adds a line here only.
@@ -58,15 +57,9 @@ def make_registry(settings: Settings) -> Registry:
 
 
 @dataclass
-class Components:
-    """Everything the API needs."""
+class Components(Boundaries):
+    """Everything the API needs: the boundaries, the engine and the read cache it keeps current."""
 
-    settings: Settings
-    store: Store
-    bus: Bus
-    orchestrator: Orchestrator
-    registry: Registry
-    tracking: Tracking
     engine: ProjectEngine
     views: ProjectViews
 
@@ -78,7 +71,8 @@ def build(settings: Settings) -> Components:
     orchestrator = make_orchestrator(settings)
     registry = make_registry(settings)
     tracking = MlflowServerTracking.from_settings(settings)
-    engine = ProjectEngine(settings, store, bus, orchestrator, registry, tracking)
+    parts = Boundaries(settings, store, bus, orchestrator, registry, tracking)
+    engine = ProjectEngine(parts)
     views = ProjectViews()
     engine.add_listener(views)
-    return Components(settings, store, bus, orchestrator, registry, tracking, engine, views)
+    return Components(**parts.boundary_fields(), engine=engine, views=views)

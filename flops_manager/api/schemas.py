@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from flops_common.image_key import ImageKey, ImageManifest
-from flops_common.sla import ProjectSLA
-from flops_common.stages import ProjectStatus, Stage
+from flops_common.image_key import ImageManifest
 from flops_manager.orchestrator.base import ServiceHandle, ServiceRole
-from flops_manager.projects.models import MlflowRef, Project, StageRecord
+from flops_manager.projects.models import Project, ProjectRecord
 
 
 class ServicePublic(BaseModel):
@@ -24,32 +22,9 @@ class ServicePublic(BaseModel):
     state: str = "running"
 
 
-class ProjectPublic(BaseModel):
+class ProjectPublic(ProjectRecord):
     """A project as its owner sees it."""
 
-    id: str
-    customer_id: str
-    sla: ProjectSLA
-    status: ProjectStatus
-    stage: Stage
-    stages: list[StageRecord]
-    created_at: float
-    updated_at: float
-    finished_at: float | None = None
-    stage_deadline: float | None = None
-    cause: str | None = None
-    failed_stage: Stage | None = None
-    commit: str | None = None
-    image_key: ImageKey | None = None
-    image_digest: str | None = None
-    cache_hit: bool | None = None
-    flower_run_id: str | None = None
-    rounds_completed: int = 0
-    learners_ready: int = 0
-    learners_failed: int = 0
-    mlflow: MlflowRef | None = None
-    final_metrics: dict[str, float] | None = None
-    build_step_seconds: dict[str, float] = Field(default_factory=dict)
     services: list[ServicePublic] = Field(default_factory=list)
 
 
@@ -74,8 +49,7 @@ def _services(project: Project) -> list[ServicePublic]:
 
 def public_view(project: Project) -> ProjectPublic:
     """What the project's owner may see."""
-    fields = project.model_dump(include=set(ProjectPublic.model_fields) - {"services"})
-    return ProjectPublic(**fields, services=_services(project))
+    return ProjectPublic(**project.model_dump(include=set(ProjectRecord.model_fields)), services=_services(project))
 
 
 def admin_view(project: Project) -> ProjectAdminView:

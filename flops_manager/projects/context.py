@@ -14,14 +14,10 @@ from typing import Any, Protocol
 
 from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
-from flops_manager.bus.base import Bus
-from flops_manager.orchestrator.base import Node, Orchestrator, ServiceHandle, ServiceRole, ServiceSpec
+from flops_manager.boundaries import Boundaries
+from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec
 from flops_manager.projects.models import Project, StageRecord
 from flops_manager.projects.repo_refs import resolve_commit
-from flops_manager.registry.base import Registry
-from flops_manager.settings import Settings
-from flops_manager.store.base import Store
-from flops_manager.tracking.base import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +67,9 @@ class Scheduler:
 
 
 @dataclass
-class EngineContext:
-    """The engine's dependencies and state. Constructing it does no I/O."""
+class EngineContext(Boundaries):
+    """The engine's boundaries, its state and the acts transitions share. Constructing it does no I/O."""
 
-    settings: Settings
-    store: Store
-    bus: Bus
-    orchestrator: Orchestrator
-    registry: Registry
-    tracking: Tracking
     # Where blocking work (git ls-remote) runs; its result comes back as a worker command.
     run_io: Callable[[Callable[[], None]], None]
     # Queue a command for the worker thread (from any thread).

@@ -16,17 +16,12 @@ from typing import TypeVar
 from flops_common.events import Event
 from flops_common.sla import ProjectSLA
 from flops_common.stages import Stage
-from flops_manager.bus.base import Bus
-from flops_manager.orchestrator.base import Orchestrator
+from flops_manager.boundaries import Boundaries
 from flops_manager.projects import health, lifecycle, transitions
 from flops_manager.projects.context import EngineContext, ProjectListener, Scheduler
 from flops_manager.projects.models import Project, StageRecord
 from flops_manager.projects.sla_policy import check_sla
 from flops_manager.projects.worker import Worker
-from flops_manager.registry.base import Registry
-from flops_manager.settings import Settings
-from flops_manager.store.base import Store
-from flops_manager.tracking.base import Tracking
 
 T = TypeVar("T")
 _COMMAND_WAIT_S = 30.0
@@ -41,12 +36,7 @@ class ProjectEngine:
 
     def __init__(
         self,
-        settings: Settings,
-        store: Store,
-        bus: Bus,
-        orchestrator: Orchestrator,
-        registry: Registry,
-        tracking: Tracking,
+        parts: Boundaries,
         *,
         clock: Callable[[], float] | None = None,
         run_io: Callable[[Callable[[], None]], None] | None = None,
@@ -54,14 +44,9 @@ class ProjectEngine:
     ) -> None:
         self._pool: ThreadPoolExecutor | None = None
         scheduler = Scheduler(clock) if clock is not None else Scheduler()
-        self._worker = Worker(scheduler, self._tick, settings.tick_interval_s)
+        self._worker = Worker(scheduler, self._tick, parts.settings.tick_interval_s)
         self.ctx = EngineContext(
-            settings=settings,
-            store=store,
-            bus=bus,
-            orchestrator=orchestrator,
-            registry=registry,
-            tracking=tracking,
+            **parts.boundary_fields(),
             run_io=run_io or self._run_in_pool,
             call=self._worker.call,
             scheduler=scheduler,

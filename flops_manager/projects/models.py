@@ -39,8 +39,8 @@ class MlflowRef(BaseModel):
     run_url: str
 
 
-class Project(BaseModel):
-    """A project as stored and as returned by the API."""
+class ProjectRecord(BaseModel):
+    """What a project's owner may know of it: no backend internals (those are on ``Project``)."""
 
     id: str
     customer_id: str
@@ -51,16 +51,13 @@ class Project(BaseModel):
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
+    stage_deadline: float | None = None
     cause: str | None = None
     failed_stage: Stage | None = None
     commit: str | None = None
     image_key: ImageKey | None = None
     image_digest: str | None = None
     cache_hit: bool | None = None
-    manifest: ImageManifest | None = None
-    services: dict[str, ServiceHandle] = Field(default_factory=dict)
-    observer: ServiceHandle | None = None
-    stage_deadline: float | None = None
     flower_run_id: str | None = None
     rounds_completed: int = 0
     learners_ready: int = 0
@@ -68,6 +65,14 @@ class Project(BaseModel):
     mlflow: MlflowRef | None = None
     final_metrics: dict[str, float] | None = None
     build_step_seconds: dict[str, float] = Field(default_factory=dict)
+
+
+class Project(ProjectRecord):
+    """A project as stored: its record plus the published images and the handles of its services."""
+
+    manifest: ImageManifest | None = None
+    services: dict[str, ServiceHandle] = Field(default_factory=dict)
+    observer: ServiceHandle | None = None
 
     def current_stage(self) -> StageRecord | None:
         """The record of the stage the project is in."""

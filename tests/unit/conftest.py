@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from flops_manager.boundaries import Boundaries
 from flops_manager.projects.engine import ProjectEngine
 from flops_manager.projects.repo_refs import RefResolutionError
 from flops_manager.settings import Settings
@@ -41,12 +42,7 @@ def make_harness(tmp_path: Path) -> HarnessFactory:
         registry = registry or FakeRegistry()
         clock = clock or FakeClock()
         engine = ProjectEngine(
-            settings,
-            store,
-            bus,
-            orchestrator,
-            registry,
-            FakeTracking(),
+            Boundaries(settings, store, bus, orchestrator, registry, FakeTracking()),
             clock=clock,
             run_io=lambda work: work(),
             resolve_commit=_resolver,
