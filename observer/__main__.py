@@ -10,7 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from flops_common.events import Event, EventKind, Source
+from flops_common.events import Event, EventKind, Source, make_event
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import new_client
 from flops_common.secret_env import load_secret_env
@@ -35,12 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             client.subscribe(project_events(project_id), qos=1)
 
     def on_subscribe(client: mqtt.Client, _u: Any, _mid: int, _codes: Any, _p: Any) -> None:
-        ready = Event(
-            project_id=project_id,
-            source=Source.OBSERVER,
-            kind=EventKind.LOG,
-            message="observer following the project",
-            data={"observer_ready": True},
+        ready = make_event(
+            project_id, Source.OBSERVER, EventKind.LOG, "observer following the project", observer_ready=True
         )
         client.publish(project_events(project_id), ready.model_dump_json(), qos=1)
 
