@@ -49,3 +49,10 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     timestamp: float = Field(default_factory=time.time)
     event_id: str = Field(default_factory=lambda: __import__("uuid").uuid4().hex)
+
+
+def make_event(
+    project_id: str, source: Source, kind: EventKind, message: str = "", *, stage: Stage | None = None, **data: Any
+) -> Event:
+    """An event of ``project_id`` from ``source``, stamped now."""
+    return Event(project_id=project_id, source=source, kind=kind, stage=stage, message=message, data=data)

@@ -9,7 +9,7 @@ import secrets
 from pydantic import BaseModel
 
 from flops_manager.settings import Settings
-from flops_manager.store.project_store import ProjectStore
+from flops_manager.store.base import Store
 
 
 class Principal(BaseModel):
@@ -29,7 +29,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def authenticate(token: str, settings: Settings, store: ProjectStore) -> Principal | None:
+def authenticate(token: str, settings: Settings, store: Store) -> Principal | None:
     """The principal behind ``token``, or None."""
     if settings.admin_token is not None and hmac.compare_digest(
         token.encode(), settings.admin_token.get_secret_value().encode()
@@ -41,7 +41,7 @@ def authenticate(token: str, settings: Settings, store: ProjectStore) -> Princip
     return Principal(customer_id=record["customer_id"], admin=bool(record.get("admin")))
 
 
-def issue_token(store: ProjectStore, customer_id: str, admin: bool = False) -> str:
+def issue_token(store: Store, customer_id: str, admin: bool = False) -> str:
     """Create a token for a customer; only its hash is kept."""
     token = new_token()
     store.add_token(hash_token(token), customer_id, admin)

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
 
+    store: str = Field(default="mongo", description="Store backend: mongo (MongoDB/SecantusDB) or memory")
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018")
     mongo_db: str = "flops"
 

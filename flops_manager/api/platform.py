@@ -11,6 +11,7 @@ from flops_manager.api.deps import AdminDep, ComponentsDep, PrincipalDep
 from flops_manager.auth import issue_token
 from flops_manager.mock_data import MockDataRequest, MockDataResult, UnknownNodeError, provide
 from flops_manager.orchestrator.base import Node
+from flops_manager.projects.engine import ProjectsStillRunning
 
 router = APIRouter(tags=["platform"])
 _AUTH: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid bearer token"}}
@@ -92,6 +93,7 @@ def create_token(request: TokenRequest, parts: ComponentsDep, _who: AdminDep) ->
 )
 def reset(parts: ComponentsDep, _who: AdminDep) -> None:
     """Forget every project and event (admin only; refused while projects run)."""
-    if parts.store.active_projects():
-        raise HTTPException(status.HTTP_409_CONFLICT, "projects are still running; cancel them first")
-    parts.store.delete_all()
+    try:
+        parts.engine.reset()
+    except ProjectsStillRunning as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc

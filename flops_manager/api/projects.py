@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from flops_common.events import Event
 from flops_common.sla import ProjectSLA
 from flops_manager.api.deps import ComponentsDep, PrincipalDep, ProjectDep
-from flops_manager.projects.engine import SlaRejected
-from flops_manager.projects.models import Project
+from flops_manager.api.schemas import ProjectAdminView, ProjectPublic, admin_view, public_view
+from flops_manager.projects.sla_policy import SlaRejected
 from observer.timeline import format_event
 
 router = APIRouter(
@@ -51,26 +51,36 @@ def submit_project(sla: ProjectSLA, parts: ComponentsDep, who: PrincipalDep) -> 
     except SlaRejected as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", exc.field_name], "msg": exc.reason, "type": "value_error"}],
+            [{"loc": ["body", *exc.field_name.split(".")], "msg": exc.reason, "type": "value_error"}],
         ) from exc
     return ProjectAccepted(project_id=project.id, status=project.status.value, stage=int(project.stage))
 
 
-@router.get("", response_model=list[Project])
-def list_projects(parts: ComponentsDep, who: PrincipalDep) -> list[Project]:
-    """The caller's projects (every project for an admin), newest first."""
-    return parts.store.list_projects(None if who.admin else who.customer_id)
+@router.get("", response_model=list[ProjectAdminView | ProjectPublic])
+def list_projects(parts: ComponentsDep, who: PrincipalDep) -> list[ProjectAdminView | ProjectPublic]:
+    """The caller's projects (every project, with internals, for an admin), newest first."""
+    if who.admin:
+        return [admin_view(p) for p in parts.store.list_projects()]
+    return [public_view(p) for p in parts.store.list_projects(who.customer_id)]
 
 
-@router.get("/{project_id}", response_model=Project, responses=_NOT_FOUND)
+@router.get(
+    "/{project_id}",
+    response_model=ProjectAdminView | ProjectPublic,
+    responses=_NOT_FOUND,
+    description="An admin also gets the published images (`manifest`) and backend internals (`debug`).",
+)
 async def get_project(project_id: str, parts: ComponentsDep, who: PrincipalDep) -> Response:
-    """One project: stage, status, timestamps, cause, image, MLflow run, final metrics."""
-    # The store keeps each project's JSON (it is the only writer): most reads need no I/O at all,
+    """One project: stage, status, timestamps, cause, image, MLflow run, final metrics, services."""
+    # The engine keeps each project's JSON current in the API's cache: most reads need no I/O,
     # and none pays FastAPI's validate-then-serialize of the response model.
-    view = parts.store.cached_view(project_id) or await run_in_threadpool(parts.store.project_view, project_id)
+    view = parts.views.get(project_id)
+    if view is None:
+        project = await run_in_threadpool(parts.store.get_project, project_id)
+        view = None if project is None else parts.views.remember(project)
     if view is None or not (who.admin or view.customer_id == who.customer_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"project {project_id} not found")
-    return Response(view.json, media_type="application/json")
+    return Response(view.admin_json if who.admin else view.public_json, media_type="application/json")
 
 
 @router.get("/{project_id}/events", response_model=list[Event], responses=_NOT_FOUND)

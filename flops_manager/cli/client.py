@@ -29,9 +29,7 @@ def default_token() -> str | None:
 class FlopsClient:
     """Calls the manager with a bearer token."""
 
-    def __init__(
-        self, base_url: str | None = None, token: str | None = None, timeout_s: float = 30.0
-    ) -> None:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.base_url = (base_url or os.environ.get("FLOPS_API_URL", "http://127.0.0.1:8081")).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
@@ -82,9 +80,7 @@ class FlopsClient:
         """The orchestrator's nodes."""
         return self._call("GET", "/api/flops/nodes")
 
-    def mock_data(
-        self, data_tag: str, dataset: str = "digits", nodes: list[str] | None = None
-    ) -> dict[str, Any]:
+    def mock_data(self, data_tag: str, dataset: str = "digits", nodes: list[str] | None = None) -> dict[str, Any]:
         """Partition a bundled dataset across learner nodes."""
         body: dict[str, Any] = {"data_tag": data_tag, "dataset": dataset}
         if nodes is not None:

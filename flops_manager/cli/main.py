@@ -26,9 +26,7 @@ def _out(data: Any, as_json: bool) -> bool:
     return as_json
 
 
-def wait_for(
-    client: FlopsClient, project_id: str, show_progress: bool, timeout_s: float = 3600
-) -> dict[str, Any]:
+def wait_for(client: FlopsClient, project_id: str, show_progress: bool, timeout_s: float = 3600) -> dict[str, Any]:
     """Poll a project until it is final, showing a progress line when asked."""
     deadline = time.monotonic() + timeout_s
     project = client.project(project_id)
@@ -191,9 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", nargs="*")
     p.set_defaults(fn=cmd_mock)
     for action in sub.choices.values():
-        action.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-        )
+        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     return parser
 
 

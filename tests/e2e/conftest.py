@@ -70,3 +70,44 @@ def assert_nothing_left(suite: EmbeddedSuite, project: dict[str, Any]) -> None:
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
     """A private Docker engine, registry and images, shared by the container tests of the session."""
     yield from start_engine(tmp_path_factory.mktemp("dk").resolve())
+
+
+def _leaves(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, scalar) of a JSON document, depth first."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if isinstance(inner, dict | list):
+                yield from _leaves(inner)
+            else:
+                yield str(key), inner
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _leaves(inner)
+
+
+def assert_no_internals(customer_view: dict[str, Any], admin_view: dict[str, Any]) -> None:
+    """A customer's project JSON holds no PID, filesystem path or container id.
+
+    The admin's ``debug`` block lists what the backend keeps (PIDs, working dirs, container and
+    service ids); none of those values may appear anywhere in the customer's JSON, and no string in it
+    may be an absolute path.
+    """
+    assert "debug" not in customer_view and "manifest" not in customer_view
+    public_names = {"name", "role", "node", "backend"}
+    internals = [
+        v
+        for k, v in _leaves(admin_view["debug"])
+        if k not in public_names and isinstance(v, int | str) and not isinstance(v, bool) and len(str(v)) >= 3
+    ]
+    assert internals, "the admin view shows no backend internals to compare with"
+    customer_leaves = list(_leaves(customer_view))
+    text = json.dumps(customer_view)
+    for value in internals:
+        if isinstance(value, int):  # a PID: compared whole, not as a digit run inside a timestamp
+            assert all(v != value for _, v in customer_leaves), f"PID-like {value} in a customer's view"
+        else:
+            assert value not in text, f"backend internal {value!r} in a customer's view"
+    for key, value in customer_leaves:
+        assert key not in {"pid", "pids", "workdir", "container", "container_id", "marker", "info"}, key
+        if isinstance(value, str):
+            assert not value.startswith("/"), f"{key}: {value} looks like a filesystem path"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
 from flops_manager.cli.client import ApiError, FlopsClient
 from flops_manager.suite.embedded import EmbeddedSuite
-from tests.e2e.conftest import example_sla
+from tests.e2e.conftest import assert_no_internals, example_sla, wait_final, wait_stage
 
 
 def test_health_needs_no_token_everything_else_does(suite: EmbeddedSuite) -> None:
@@ -99,4 +101,24 @@ def test_customers_see_only_their_own_projects(suite: EmbeddedSuite, admin: Flop
 def test_openapi_documents_the_models(suite: EmbeddedSuite) -> None:
     schema = httpx.get(f"{suite.api_url}/openapi.json").json()
     assert "ProjectSLA" in schema["components"]["schemas"]
-    assert "Project" in schema["components"]["schemas"]
+    assert {"ProjectPublic", "ProjectAdminView"} <= set(schema["components"]["schemas"])
+
+
+def test_a_customer_sees_no_backend_internals_of_a_running_project(
+    suite: EmbeddedSuite, admin: FlopsClient, digits_data: object
+) -> None:
+    carol = FlopsClient(suite.api_url, admin.issue_token("carol"))
+    sla = example_sla(suite, "digits_sklearn", training_rounds=1)
+    sla["customerID"] = "carol"
+    project_id = carol.submit(sla)["project_id"]
+    running = wait_stage(carol, project_id, 4)
+    deadline = time.monotonic() + 60  # stage 4 is entered, then its actors are deployed
+    while {s["role"] for s in running["services"]} < {"aggregator", "learner"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = carol.project(project_id)
+    assert running["status"] == "running", running.get("cause")
+    assert {s["role"] for s in running["services"]} >= {"aggregator", "learner", "observer"}
+    assert_no_internals(carol.project(project_id), admin.project(project_id))
+    for listed in carol.projects():
+        assert "debug" not in listed
+    assert wait_final(carol, project_id)["status"] == "succeeded"

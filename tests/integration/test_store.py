@@ -1,4 +1,4 @@
-"""ProjectStore against the real store server (SecantusDB over pymongo) the suite starts."""
+"""The store contract, against the real store server (SecantusDB over pymongo) and the in-memory backend."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ from flops_common.events import Event, EventKind, Source
 from flops_common.sla import ProjectSLA
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.projects.models import Project, StageRecord
-from flops_manager.store.project_store import ProjectStore
+from flops_manager.store.base import Store
+from flops_manager.store.memory import MemoryStore
+from flops_manager.store.mongo import MongoStore
 from flops_manager.suite.embedded import EmbeddedSuite
 
 
-@pytest.fixture
-def store(suite: EmbeddedSuite) -> ProjectStore:
-    instance = ProjectStore.connect(f"mongodb://127.0.0.1:{suite.ports.store}", f"t{uuid.uuid4().hex[:8]}")
+@pytest.fixture(params=["mongo", "memory"])
+def store(request: pytest.FixtureRequest) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    suite: EmbeddedSuite = request.getfixturevalue("suite")
+    instance = MongoStore.connect(f"mongodb://127.0.0.1:{suite.ports.store}", f"t{uuid.uuid4().hex[:8]}")
     instance.ensure_indexes()
     return instance
 
@@ -38,7 +43,7 @@ def _project(customer: str) -> Project:
     )
 
 
-def test_projects_round_trip_and_filter_by_customer(store: ProjectStore) -> None:
+def test_projects_round_trip_and_filter_by_customer(store: Store) -> None:
     alice, bob = _project("alice"), _project("bob")
     store.insert_project(alice)
     store.insert_project(bob)
@@ -55,7 +60,7 @@ def test_projects_round_trip_and_filter_by_customer(store: ProjectStore) -> None
     assert again is not None and again.cause == "boom"
 
 
-def test_events_are_stored_once_and_in_order(store: ProjectStore) -> None:
+def test_events_are_stored_once_and_in_order(store: Store) -> None:
     first = Event(project_id="p1", source=Source.BUILDER, kind=EventKind.BUILD_STEP, message="a", timestamp=1.0)
     second = Event(project_id="p1", source=Source.BUILDER, kind=EventKind.BUILD_SUCCEEDED, timestamp=2.0)
     assert store.add_event(second)
@@ -65,44 +70,9 @@ def test_events_are_stored_once_and_in_order(store: ProjectStore) -> None:
     assert [e.timestamp for e in store.list_events("p1", after=1.0)] == [2.0]
 
 
-def test_tokens_are_found_by_hash_only(store: ProjectStore) -> None:
+def test_tokens_are_found_by_hash_only(store: Store) -> None:
     store.add_token("h1", "alice", admin=False)
     record = store.find_token("h1")
     assert record is not None
     assert (record["token_hash"], record["customer_id"], record["admin"]) == ("h1", "alice", False)
     assert store.find_token("other") is None
-
-
-def test_project_views_follow_every_write_and_a_fresh_store_reads_them(store: ProjectStore) -> None:
-    alice = _project("alice")
-    store.insert_project(alice)
-    view = store.cached_view(alice.id)
-    assert view is not None and view.customer_id == "alice"
-    assert Project.model_validate_json(view.json) == alice
-
-    alice.cause = "changed"
-    store.save_project(alice)
-    view = store.cached_view(alice.id)
-    assert view is not None and Project.model_validate_json(view.json).cause == "changed"
-
-    # another store on the same database (a restarted manager) reads the document once
-    fresh = ProjectStore(store._db)
-    assert fresh.cached_view(alice.id) is None
-    again = fresh.project_view(alice.id)
-    assert again is not None and again.json == view.json
-    assert fresh.cached_view(alice.id) is again
-    assert fresh.project_view("nope") is None
-
-    store.delete_all()
-    assert store.cached_view(alice.id) is None
-
-
-def test_an_older_read_never_replaces_a_newer_view(store: ProjectStore) -> None:
-    alice = _project("alice")
-    store.insert_project(alice)
-    stale = alice.model_copy(deep=True)
-    alice.cause = "newer"
-    store.save_project(alice)
-    store._remember(stale)  # a read that loaded the document before the save finished
-    view = store.cached_view(alice.id)
-    assert view is not None and Project.model_validate_json(view.json).cause == "newer"

@@ -1,10 +1,8 @@
-"""Projects, events, tokens and mock-data records in a MongoDB-compatible store (pymongo)."""
+"""The store on a MongoDB-compatible server over pymongo (MongoDB, or the embedded SecantusDB)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, MongoClient
@@ -14,36 +12,20 @@ from pymongo.errors import DuplicateKeyError
 from flops_common.events import Event
 from flops_common.stages import ProjectStatus
 from flops_manager.projects.models import Project
+from flops_manager.store.base import Store
 
 _FINAL = [s.value for s in ProjectStatus if s.is_final]
-VIEW_CACHE_MAX = 10_000
 
 
-@dataclass(frozen=True)
-class ProjectView:
-    """A project as the API returns it: its owner and its JSON document."""
-
-    customer_id: str
-    updated_at: float
-    json: bytes
-
-
-class ProjectStore:
-    """Every read and write of the manager's state. Constructing it does no I/O.
-
-    Project documents have one writer, the manager's engine, through this object; so it keeps
-    the API's JSON of each project it wrote or read (write-through, newest ``updated_at`` wins),
-    and a status read needs neither a store round trip nor a validation pass (``bench/RESULTS.md``).
-    """
+class MongoStore(Store):
+    """Every read and write of the manager's state in one database. Constructing it does no I/O."""
 
     def __init__(self, db: Database[dict[str, Any]]) -> None:
         self._db = db
-        self._views: dict[str, ProjectView] = {}
-        self._views_lock = threading.Lock()
 
     @classmethod
-    def connect(cls, uri: str, db_name: str) -> ProjectStore:
-        """A store on a server at ``uri`` (MongoDB, or the embedded SecantusDB)."""
+    def connect(cls, uri: str, db_name: str) -> MongoStore:
+        """A store on a server at ``uri`` (pymongo connects lazily, on the first operation)."""
         client: MongoClient[dict[str, Any]] = MongoClient(
             uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=False
         )
@@ -65,40 +47,14 @@ class ProjectStore:
         except Exception:
             return False
 
-    # projects
     def insert_project(self, project: Project) -> None:
         """Store a new project."""
         self._db.projects.insert_one(project.to_doc())
-        self._remember(project)
 
     def save_project(self, project: Project) -> None:
         """Replace a project's document with ``project``."""
         project.updated_at = time.time()
         self._db.projects.replace_one({"_id": project.id}, project.to_doc(), upsert=True)
-        self._remember(project)
-
-    def _remember(self, project: Project) -> ProjectView:
-        view = ProjectView(project.customer_id, project.updated_at, project.model_dump_json().encode())
-        with self._views_lock:
-            known = self._views.get(project.id)
-            if known is not None and known.updated_at > view.updated_at:
-                return known  # a read raced with a newer save: keep the newer one
-            if known is None and len(self._views) >= VIEW_CACHE_MAX:
-                self._views.pop(next(iter(self._views)))
-            self._views[project.id] = view
-            return view
-
-    def cached_view(self, project_id: str) -> ProjectView | None:
-        """The API's JSON of a project if this store has it at hand (no I/O)."""
-        return self._views.get(project_id)
-
-    def project_view(self, project_id: str) -> ProjectView | None:
-        """The API's JSON of a project (from the cache, else the store), or None."""
-        view = self._views.get(project_id)
-        if view is not None:
-            return view
-        project = self.get_project(project_id)
-        return None if project is None else self._remember(project)
 
     def get_project(self, project_id: str) -> Project | None:
         """One project, or None."""
@@ -119,10 +75,7 @@ class ProjectStore:
         """Forget every project, event and mock record (admin reset)."""
         for name in ("projects", "events", "mocks"):
             self._db[name].delete_many({})
-        with self._views_lock:
-            self._views.clear()
 
-    # events
     def add_event(self, event: Event) -> bool:
         """Store an event once; False when it was stored before (redelivery)."""
         try:
@@ -140,7 +93,6 @@ class ProjectStore:
         )
         return [Event.model_validate(d) for d in docs]
 
-    # tokens
     def add_token(self, token_hash: str, customer_id: str, admin: bool) -> None:
         """Store a token's hash and whom it belongs to."""
         self._db.tokens.update_one(
@@ -153,7 +105,6 @@ class ProjectStore:
         """The owner of a token hash, or None."""
         return self._db.tokens.find_one({"token_hash": token_hash}, {"_id": 0})
 
-    # mock data
     def add_mock(self, record: dict[str, Any]) -> None:
         """Remember a mock data provider run."""
         self._db.mocks.insert_one(dict(record))

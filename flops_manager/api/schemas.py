@@ -1,0 +1,87 @@
+"""What the API shows of a project: stages, status, cause, metrics, image, MLflow link, services.
+
+Stored documents (``projects/models.py``) hold backend internals: PIDs, working directories,
+container ids, registry paths. A customer never sees them; an admin gets them in ``debug``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.sla import ProjectSLA
+from flops_common.stages import ProjectStatus, Stage
+from flops_manager.orchestrator.base import ServiceHandle, ServiceRole
+from flops_manager.projects.models import MlflowRef, Project, StageRecord
+
+
+class ServicePublic(BaseModel):
+    """One deployed service of a project, as its owner sees it."""
+
+    name: str
+    role: ServiceRole
+    node: str
+    state: str = "running"
+
+
+class ProjectPublic(BaseModel):
+    """A project as its owner sees it."""
+
+    id: str
+    customer_id: str
+    sla: ProjectSLA
+    status: ProjectStatus
+    stage: Stage
+    stages: list[StageRecord]
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    stage_deadline: float | None = None
+    cause: str | None = None
+    failed_stage: Stage | None = None
+    commit: str | None = None
+    image_key: ImageKey | None = None
+    image_digest: str | None = None
+    cache_hit: bool | None = None
+    flower_run_id: str | None = None
+    rounds_completed: int = 0
+    learners_ready: int = 0
+    learners_failed: int = 0
+    mlflow: MlflowRef | None = None
+    final_metrics: dict[str, float] | None = None
+    build_step_seconds: dict[str, float] = Field(default_factory=dict)
+    services: list[ServicePublic] = Field(default_factory=list)
+
+
+class ProjectDebug(BaseModel):
+    """Backend internals of a project (admin only)."""
+
+    services: dict[str, ServiceHandle]
+    observer: ServiceHandle | None
+
+
+class ProjectAdminView(ProjectPublic):
+    """A project as an admin sees it: the public view, the published images and the internals."""
+
+    manifest: ImageManifest | None = None
+    debug: ProjectDebug
+
+
+def _services(project: Project) -> list[ServicePublic]:
+    handles = [*project.services.values(), *([project.observer] if project.observer else [])]
+    return [ServicePublic(name=h.name, role=h.role, node=h.node) for h in handles]
+
+
+def public_view(project: Project) -> ProjectPublic:
+    """What the project's owner may see."""
+    fields = project.model_dump(include=set(ProjectPublic.model_fields) - {"services"})
+    return ProjectPublic(**fields, services=_services(project))
+
+
+def admin_view(project: Project) -> ProjectAdminView:
+    """What an admin sees: the owner's view plus images and backend internals."""
+    return ProjectAdminView(
+        **public_view(project).model_dump(),
+        manifest=project.manifest,
+        debug=ProjectDebug(services=project.services, observer=project.observer),
+    )

@@ -1,0 +1,79 @@
+"""Timeouts and service health: what the engine's periodic tick checks on every active project."""
+
+from __future__ import annotations
+
+import re
+
+from flops_common.events import EventKind
+from flops_common.redaction import redact_url
+from flops_common.stages import Stage
+from flops_manager.orchestrator.base import ServiceHandle, ServiceRole, ServiceState
+from flops_manager.projects.context import EngineContext
+from flops_manager.projects.models import Project
+
+# How long a service may be gone before its missing report counts as a failure.
+EXIT_GRACE_S = 5.0
+_LOG_TAIL = 15
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def check_all(ctx: EngineContext) -> None:
+    """Fail projects past their stage deadline; look after the services of the others."""
+    now = ctx.now()
+    for project in list(ctx.active.values()):
+        if project.stage_deadline is not None and now > project.stage_deadline:
+            ctx.fail(project, timeout_cause(project, now))
+            continue
+        check_services(ctx, project, now)
+
+
+def timeout_cause(project: Project, now: float) -> str:
+    """Why a stage timed out, with how far it got."""
+    record = project.current_stage()
+    started = record.started_at if record else project.created_at
+    cause = f"stage {int(project.stage)} {project.stage.label} timed out after {now - started:.0f} s"
+    tc = project.sla.training_configuration
+    if project.stage == Stage.ACTOR_DEPLOYMENT:
+        cause += f" ({project.learners_ready} of {tc.learner_count} learners ready, training never started)"
+    elif project.stage == Stage.TRAINING:
+        cause += f" ({project.rounds_completed} of {tc.training_rounds} rounds done)"
+    return cause
+
+
+def check_services(ctx: EngineContext, project: Project, now: float) -> None:
+    """A learner that stopped is dropped while enough are left (k-of-n); any other service that
+    stopped without reporting fails the project with the end of its log."""
+    for name, handle in list(project.services.items()):
+        status = ctx.orchestrator.status(handle)
+        if status.state == ServiceState.RUNNING:
+            continue
+        first_seen = ctx.exited_at.setdefault(handle.service_id, now)
+        if now - first_seen < EXIT_GRACE_S:
+            continue  # its last event may still be on its way
+        if handle.role is ServiceRole.LEARNER:
+            ctx.undeploy_service(project, name)
+            needed = project.sla.training_configuration.min_fit_clients
+            alive = sum(1 for h in project.services.values() if h.role is ServiceRole.LEARNER)
+            ctx.emit(project, EventKind.LOG, f"{name} on {handle.node} exited (code {status.exit_code})")
+            if alive < needed:
+                ctx.fail(
+                    project,
+                    f"{name} exited (code {status.exit_code}); {alive} learner(s) left, "
+                    f"{needed} needed: {log_tail(ctx, handle)}",
+                )
+                return
+            ctx.save(project)
+            continue
+        ctx.fail(
+            project,
+            f"{name} on {handle.node} stopped (exit code {status.exit_code}) without "
+            f"reporting: {log_tail(ctx, handle)}",
+        )
+        return
+
+
+def log_tail(ctx: EngineContext, handle: ServiceHandle) -> str:
+    """The last lines of a service's output, without colours or credentials."""
+    text = _ANSI.sub("", ctx.orchestrator.logs(handle, tail=_LOG_TAIL))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return redact_url(" | ".join(lines[-3:])) or "no output"

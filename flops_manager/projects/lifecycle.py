@@ -1,0 +1,126 @@
+"""The steps that move a project on by themselves: start, image lookup, builder, actor deployment, cancel.
+
+Each runs on the engine's worker thread; blocking work (``git ls-remote``) goes to ``ctx.run_io``
+and comes back as a worker command.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flops_common.events import EventKind
+from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.stages import ProjectStatus, Stage
+from flops_manager.orchestrator.base import PlacementError
+from flops_manager.projects import specs
+from flops_manager.projects.context import EngineContext
+from flops_manager.projects.models import Project
+from flops_manager.projects.repo_refs import RefResolutionError
+
+log = logging.getLogger(__name__)
+
+# How long stage 1 waits for the observer's "ready" before the lookup goes on without it. The
+# local backend starts observers at a low CPU priority (they must not stall the API), so on a
+# busy machine one can take several seconds to subscribe; a ready observer ends the wait at once.
+OBSERVER_READY_WAIT_S = 10.0
+
+
+def begin(ctx: EngineContext, project: Project) -> None:
+    """Stage 1: make the project active and start its observer; the lookup follows once it listens."""
+    ctx.active[project.id] = project
+    try:
+        ctx.deploy(project, specs.observer_spec(ctx.settings, project))
+    except Exception as exc:
+        log.warning("observer of %s not started: %s", project.id, exc)
+    ctx.save(project)
+    wait_s = OBSERVER_READY_WAIT_S if project.observer is not None else 0.0
+    ctx.later(wait_s, lambda: start_lookup(ctx, project.id))
+
+
+def start_lookup(ctx: EngineContext, project_id: str) -> None:
+    """Stage 1 -> 2 (once: the observer's ready and the wait's end both call it)."""
+    project = ctx.active.get(project_id)
+    if project is None or project.stage != Stage.PROJECT_START:
+        return
+    ctx.emit(project, EventKind.STAGE_CHANGED, "stage 1 project start: SLA accepted")
+    ctx.enter(project, Stage.IMAGE_LOOKUP, ctx.settings.timeout_image_lookup_s)
+    resolve(ctx, project)
+
+
+def resolve(ctx: EngineContext, project: Project) -> None:
+    """Resolve the SLA's git ref off the worker thread; ``resolved`` continues on it."""
+    url, ref, project_id = project.sla.ml_repo_url, project.sla.ml_repo_ref, project.id
+
+    def work() -> None:
+        try:
+            commit = ctx.resolve_commit(url, ref)
+        except RefResolutionError as exc:
+            error = str(exc)
+            ctx.call(lambda: resolved(ctx, project_id, None, error))
+        else:
+            ctx.call(lambda: resolved(ctx, project_id, commit, None))
+
+    ctx.run_io(work)
+
+
+def resolved(ctx: EngineContext, project_id: str, commit: str | None, error: str | None) -> None:
+    """Stage 2: look the images up under the commit's key; a hit deploys, a miss deploys the builder."""
+    project = ctx.active.get(project_id)
+    if project is None or project.stage != Stage.IMAGE_LOOKUP:
+        return
+    if commit is None:
+        ctx.fail(project, error or "the repository could not be resolved")
+        return
+    sla = project.sla
+    key = ImageKey(
+        repo_url=sla.ml_repo_url, commit=commit, flavor=sla.ml_model_flavor, platform=sla.supported_platforms[0]
+    )
+    project.commit, project.image_key, project.image_digest = commit, key, key.digest
+    manifest = ctx.registry.lookup(key)
+    if manifest is not None:
+        project.cache_hit, project.manifest = True, manifest
+        ctx.emit(project, EventKind.LOG, f"image cache hit {key.digest} (commit {commit[:12]}); no build")
+        deploy_actors(ctx, project)
+        return
+    project.cache_hit = False
+    ctx.emit(project, EventKind.LOG, f"no image for commit {commit[:12]}; deploying a builder")
+    try:
+        ctx.deploy(project, specs.builder_spec(ctx.settings, project, key, ctx.registry.location))
+    except PlacementError as exc:
+        ctx.fail(project, f"cannot deploy the image builder: {exc}")
+        return
+    ctx.enter(project, Stage.IMAGE_BUILD, ctx.settings.timeout_image_build_s, f"building {key.digest}")
+
+
+def built(ctx: EngineContext, project: Project, manifest: ImageManifest) -> None:
+    """Stage 3 -> 4: the builder is done; undeploy it and deploy the actors."""
+    ctx.undeploy_service(project, "builder")
+    project.manifest = manifest
+    deploy_actors(ctx, project)
+
+
+def deploy_actors(ctx: EngineContext, project: Project) -> None:
+    """Stage 4: the aggregator anywhere, one learner per learner node holding the data tags."""
+    manifest = project.manifest
+    assert manifest is not None
+    ctx.enter(project, Stage.ACTOR_DEPLOYMENT, ctx.settings.timeout_actor_deployment_s)
+    tc = project.sla.training_configuration
+    try:
+        nodes = ctx.orchestrator.place(specs.learner_placement(project), tc.learner_count)
+        port = specs.free_port()
+        aggregator = specs.aggregator_spec(ctx.settings, project, manifest, port, ctx.tracking.tracking_uri)
+        ctx.deploy(project, aggregator)
+        for index, node in enumerate(nodes):
+            ctx.deploy(project, specs.learner_spec(ctx.settings, project, manifest, index, node, port), node)
+    except PlacementError as exc:
+        ctx.fail(project, f"cannot place learners: {exc}")
+        return
+    ctx.save(project)
+    ctx.emit(project, EventKind.LOG, f"deployed aggregator and {tc.learner_count} learner(s)")
+
+
+def cancel(ctx: EngineContext, project_id: str) -> None:
+    """Cancel an active project in whatever stage it is: every service of it is undeployed."""
+    project = ctx.active.get(project_id)
+    if project is not None:
+        ctx.finish(project, ProjectStatus.CANCELLED)

@@ -1,0 +1,120 @@
+"""What an event does to a project: a table keyed by (stage, event kind), each entry a small function.
+
+``None`` as the stage means "in any stage". An event whose (stage, kind) has no entry changes
+nothing but is stored (e.g. a late ``build_succeeded`` after a timeout). Handlers run on the
+engine's worker thread and save the project themselves when they change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flops_common.events import Event, EventKind, Source
+from flops_common.image_key import ImageManifest
+from flops_common.stages import ProjectStatus, Stage
+from flops_manager.projects import lifecycle
+from flops_manager.projects.context import EngineContext
+from flops_manager.projects.models import MlflowRef, Project
+
+Handler = Callable[[EngineContext, Project, Event], None]
+
+
+def build_step(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 3: the builder finished a step; keep its time."""
+    project.build_step_seconds[str(event.data.get("step"))] = float(event.data.get("seconds", 0.0))
+    ctx.save(project)
+
+
+def build_succeeded(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 3 -> 4: images are published."""
+    lifecycle.built(ctx, project, ImageManifest.model_validate(event.data["manifest"]))
+
+
+def build_failed(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 3: the builder reports the precise cause."""
+    ctx.fail(project, event.message)
+
+
+def learner_ready(ctx: EngineContext, project: Project, event: Event) -> None:
+    """A learner has its data and joins the federation."""
+    project.learners_ready += 1
+    ctx.save(project)
+
+
+def learner_failed(ctx: EngineContext, project: Project, event: Event) -> None:
+    """A learner could not start; the project fails once too few are left for the SLA."""
+    project.learners_failed += 1
+    tc = project.sla.training_configuration
+    if tc.learner_count - project.learners_failed < tc.min_available_clients:
+        ctx.fail(project, event.message)
+    else:
+        ctx.save(project)
+
+
+def training_started(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 4 -> 5: the Flower run is submitted; the deadline covers every round."""
+    tc = project.sla.training_configuration
+    project.flower_run_id = str(event.data.get("run_id", ""))
+    budget = tc.training_rounds * tc.round_timeout_s + ctx.settings.training_timeout_margin_s
+    ctx.enter(project, Stage.TRAINING, budget, f"Flower run {project.flower_run_id}")
+
+
+def round_completed(ctx: EngineContext, project: Project, event: Event) -> None:
+    """A round ended; rounds only count up (a late, older report is ignored)."""
+    project.rounds_completed = max(project.rounds_completed, int(event.data.get("round", 0)))
+    ctx.save(project)
+
+
+def training_succeeded(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 5 ends: keep the final metrics and the MLflow run, undeploy everything."""
+    metrics = event.data.get("metrics") or {}
+    project.final_metrics = {k: float(v) for k, v in metrics.items()}
+    ref = event.data.get("mlflow")
+    if ref:
+        experiment_id, run_id = str(ref["experiment_id"]), str(ref["run_id"])
+        project.mlflow = MlflowRef(
+            experiment_id=experiment_id, run_id=run_id, run_url=ctx.tracking.run_url(experiment_id, run_id)
+        )
+    ctx.finish(project, ProjectStatus.SUCCEEDED)
+
+
+def training_failed(ctx: EngineContext, project: Project, event: Event) -> None:
+    """The aggregator reports why the Flower run failed."""
+    ctx.fail(project, event.message)
+
+
+TRANSITIONS: dict[tuple[Stage | None, EventKind], Handler] = {
+    (None, EventKind.BUILD_STEP): build_step,
+    (Stage.IMAGE_BUILD, EventKind.BUILD_SUCCEEDED): build_succeeded,
+    (Stage.IMAGE_BUILD, EventKind.BUILD_FAILED): build_failed,
+    (None, EventKind.LEARNER_READY): learner_ready,
+    (None, EventKind.LEARNER_FAILED): learner_failed,
+    (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_STARTED): training_started,
+    (None, EventKind.ROUND_COMPLETED): round_completed,
+    (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_SUCCEEDED): training_succeeded,
+    (Stage.TRAINING, EventKind.TRAINING_SUCCEEDED): training_succeeded,
+    (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_FAILED): training_failed,
+    (Stage.TRAINING, EventKind.TRAINING_FAILED): training_failed,
+}
+
+
+def handler_for(stage: Stage, kind: EventKind) -> Handler | None:
+    """The transition of ``kind`` in ``stage``, or None when the event changes nothing there."""
+    return TRANSITIONS.get((stage, kind)) or TRANSITIONS.get((None, kind))
+
+
+def apply(ctx: EngineContext, event: Event) -> None:
+    """Store a service's event once and apply it to its project; redeliveries change nothing."""
+    if event.source == Source.MANAGER:
+        return  # our own events come back from the broker; they were stored when emitted
+    if not ctx.store.add_event(event):
+        return  # QoS 1 redelivery
+    project = ctx.active.get(event.project_id)
+    if project is None:
+        return
+    if event.source == Source.OBSERVER and event.data.get("observer_ready"):
+        lifecycle.start_lookup(ctx, project.id)
+        return
+    handler = handler_for(project.stage, event.kind)
+    if handler is not None:
+        handler(ctx, project, event)
