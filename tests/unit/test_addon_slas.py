@@ -13,7 +13,12 @@ from flops_common.sla import MEMORY_FLOOR_MB, ModelFlavor, PostTrainingStep, Pro
 from flops_manager.mock_data import BundledDataset, MockDataRequest
 
 ADDON = Path(__file__).resolve().parents[1] / "data" / "addon_slas"
-CLASSIC = ["projects/mnist_sklearn_small", "projects/mnist_sklearn_large", "projects/cifar10_pytorch", "legacy/cifar10_keras"]
+CLASSIC = [
+    "projects/mnist_sklearn_small",
+    "projects/mnist_sklearn_large",
+    "projects/cifar10_pytorch",
+    "legacy/cifar10_keras",
+]
 HIERARCHICAL = ["projects/hierarchical_mnist_sklearn_small", "projects/hierarchical_mnist_sklearn_large"]
 MOCKS = ["mocks/mnist_simple", "mocks/mnist_multi", "mocks/cifar10_simple"]
 

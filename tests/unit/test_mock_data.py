@@ -13,7 +13,9 @@ from flops_manager.orchestrator.base import CAP_LEARNER, Node
 
 
 def _nodes(tmp_path: Path, count: int) -> list[Node]:
-    return [Node(name=f"learner-{i}", capabilities=[CAP_LEARNER], data_dir=str(tmp_path / f"n{i}")) for i in range(count)]
+    return [
+        Node(name=f"learner-{i}", capabilities=[CAP_LEARNER], data_dir=str(tmp_path / f"n{i}")) for i in range(count)
+    ]
 
 
 def _read(node: Node, tag: str) -> dict[str, np.ndarray]:
