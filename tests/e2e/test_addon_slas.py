@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,17 +86,15 @@ def test_addon_mock_sla_gets_the_offline_datasets_422(suite: EmbeddedSuite, name
 
 
 def test_addon_mock_shape_with_an_offline_dataset_partitions_it(suite: EmbeddedSuite, admin: FlopsClient) -> None:
-    body = {
-        "customerID": "Admin",
-        "mock_data_configuration": {"dataset_name": "digits", "number_of_partitions": 2, "data_tag": "addon-digits"},
-    }
+    config: dict[str, Any] = {"dataset_name": "digits", "number_of_partitions": 2, "data_tag": "addon-digits"}
+    body = {"customerID": "Admin", "mock_data_configuration": config}
     response = _post(suite, "/api/flops/mocks", json.dumps(body).encode())
     assert response.status_code == 201, response.text
     result = response.json()
     assert [p["node"] for p in result["partitions"]] == ["learner-0", "learner-1"]
     tagged = {n["name"] for n in admin.nodes() if "addon-digits" in n["data_tags"]}
     assert tagged == {"learner-0", "learner-1"}
-    too_many = body | {"mock_data_configuration": body["mock_data_configuration"] | {"number_of_partitions": 9}}
+    too_many = {"customerID": "Admin", "mock_data_configuration": config | {"number_of_partitions": 9}}
     response = _post(suite, "/api/flops/mocks", json.dumps(too_many).encode())
     assert response.status_code == 422
     assert "9 partitions need as many learner nodes; there are 3" in response.json()["detail"][0]["msg"]
