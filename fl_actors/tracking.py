@@ -8,6 +8,7 @@ Where to log comes from MLflow's own variables, set by the aggregator:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -69,6 +70,26 @@ def sklearn_serialization() -> str:
     return "skops" if importlib.util.find_spec("skops") is not None else "cloudpickle"
 
 
+def keras_signature(model: Any, input_example: Any) -> Any:
+    """A TensorSpec signature (dynamic batch) from one prediction on the example; None without one.
+
+    mlflow.keras cannot save an input example (it writes it before making the model's directory), and
+    takes only TensorSpec inputs with a batch dimension of -1.
+    """
+    if input_example is None:
+        return None
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    x = np.asarray(input_example)
+    y = np.asarray(model(x))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(x.dtype, (-1, *x.shape[1:]))]),
+        outputs=Schema([TensorSpec(y.dtype, (-1, *y.shape[1:]))]),
+    )
+
+
 class MlflowTracker:
     """One MLflow run: params, per-round metrics, the final model."""
 
@@ -90,8 +111,6 @@ class MlflowTracker:
     @staticmethod
     def check_flavor(flavor: ModelFlavor) -> None:
         """Import MLflow's module of the flavor now, so a missing package fails before training."""
-        import importlib
-
         try:
             importlib.import_module(f"mlflow.{flavor.value}")
         except ImportError as exc:
@@ -136,6 +155,17 @@ class MlflowTracker:
                 pip_requirements=pip_requirements,
                 serialization_format=serialization,
                 input_example=input_example,
+            )
+        elif flavor in (ModelFlavor.KERAS, ModelFlavor.TENSORFLOW):
+            # mlflow.keras saves a Keras 3 model as ``.keras`` (any backend); mlflow.tensorflow as a
+            # TensorFlow SavedModel (a Keras model on TensorFlow or a ``tf.Module``).
+            module = importlib.import_module(f"mlflow.{flavor.value}")
+            self._mlflow.set_tag("flops.model_serialization", "keras" if flavor == ModelFlavor.KERAS else "saved_model")
+            module.log_model(
+                model,
+                name=MODEL_NAME,
+                pip_requirements=pip_requirements,
+                signature=keras_signature(model, input_example),
             )
         else:  # pragma: no cover - the enum has no other members
             raise ValueError(f"cannot log a model of flavor {flavor}")

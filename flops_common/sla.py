@@ -9,17 +9,19 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 ALLOWED_REPO_SCHEMES = ("https", "ssh", "git", "file")
 _SCP_LIKE = r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^:]"
 
 
 class ModelFlavor(StrEnum):
-    """ML frameworks whose models the aggregator can log to MLflow."""
+    """ML frameworks whose models the aggregator can log to MLflow (the addon's four)."""
 
     SKLEARN = "sklearn"
     PYTORCH = "pytorch"
+    KERAS = "keras"
+    TENSORFLOW = "tensorflow"
 
 
 class Platform(StrEnum):
@@ -43,10 +45,17 @@ class StrategyName(StrEnum):
 
 
 class PostTrainingStep(StrEnum):
-    """Anchor post-training steps; accepted and recorded, executed in a later release."""
+    """The addon's post-training steps; accepted and recorded, executed in a later release.
+
+    ``deploy_inference_service`` (FLOps' earlier name) is read as ``deploy_trained_model_image``.
+    """
 
     BUILD_IMAGE_FOR_TRAINED_MODEL = "build_image_for_trained_model"
-    DEPLOY_INFERENCE_SERVICE = "deploy_inference_service"
+    DEPLOY_TRAINED_MODEL_IMAGE = "deploy_trained_model_image"
+
+    @classmethod
+    def _missing_(cls, value: object) -> PostTrainingStep | None:
+        return cls.DEPLOY_TRAINED_MODEL_IMAGE if value == "deploy_inference_service" else None
 
 
 class _Strict(BaseModel):
@@ -94,6 +103,17 @@ class StrategyConfig(_Strict):
 
 class TrainingConfiguration(_Strict):
     """How the federated training runs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hierarchical_not_yet(cls, data: Any) -> Any:
+        # One clear error instead of a mode error plus an unknown `training_cycles`.
+        if isinstance(data, dict) and data.get("mode") == "hierarchical":
+            raise ValueError(
+                "hierarchical mode is not available yet in FLOps: submit the project with mode 'classic' "
+                "(training_cycles is a hierarchical-mode field and goes with it)"
+            )
+        return data
 
     mode: Literal["classic"] = "classic"
     data_tags: list[str] = Field(min_length=1, max_length=16)
@@ -144,17 +164,42 @@ class TrainingConfiguration(_Strict):
 
 
 class ResourceConstraints(_Strict):
-    """Per-actor resource limits (memory in MB)."""
+    """Per-actor resource limits (memory in MB); a memory below the flavor's floor is raised to it."""
 
-    memory: int | None = Field(default=None, ge=64, le=1_048_576)
+    memory: int | None = Field(default=None, ge=1, le=1_048_576)
     vcpus: float | None = Field(default=None, gt=0, le=256)
     storage: int | None = Field(default=None, ge=0)
 
 
-class ProjectSLA(_Strict):
-    """What a user asks FLOps to do: the anchor's SLA plus a git ref, strategy, timeouts."""
+# Per flavor, the memory (MB) one actor needs: the peak RSS summed over all processes of an aggregator or a
+# learner of the digits examples on the local backend (sklearn 837, pytorch 684, keras on TensorFlow 1337),
+# rounded up with headroom. A limit below it would kill the actor, so it is raised to it.
+MEMORY_FLOOR_MB: dict[ModelFlavor, int] = {
+    ModelFlavor.SKLEARN: 1024,
+    ModelFlavor.PYTORCH: 1024,
+    ModelFlavor.KERAS: 1536,
+    ModelFlavor.TENSORFLOW: 1536,
+}
 
-    customerID: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+
+def memory_floor_mb(flavor: ModelFlavor) -> int:
+    """The smallest memory limit (MB) FLOps gives an actor of ``flavor``."""
+    return MEMORY_FLOOR_MB[flavor]
+
+
+class ProjectSLA(_Strict):
+    """What a user asks FLOps to do: the anchor's SLA plus a git ref, strategy, timeouts.
+
+    ``warnings`` (not a field) lists what validation changed, e.g. a memory limit raised to its floor.
+    """
+
+    customerID: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.@-]+$",
+        validation_alias=AliasChoices("customerID", "customer_id"),
+        description="Who owns the project; `customer_id` (the addon's other spelling) is accepted too.",
+    )
     ml_repo_url: str = Field(min_length=1, max_length=2048)
     ml_repo_ref: str | None = Field(
         default=None,
@@ -167,6 +212,30 @@ class ProjectSLA(_Strict):
     resource_constraints: ResourceConstraints = Field(default_factory=ResourceConstraints)
     supported_platforms: list[Platform] = Field(default_factory=lambda: [Platform.LINUX_AMD64], min_length=1)
     verbose: bool = False
+    use_devel_base_images: bool = Field(
+        default=False,
+        description="Accepted from the addon's SLA and changes nothing: FLOps has one base image and its "
+        "builds are fast without a development variant.",
+    )
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _memory_floor(self) -> ProjectSLA:
+        memory = self.resource_constraints.memory
+        floor = memory_floor_mb(self.ml_model_flavor)
+        if memory is not None and memory < floor:
+            # The addon never applied limits, so its SLAs ask for less than an actor needs: raise, don't kill.
+            self.resource_constraints = self.resource_constraints.model_copy(update={"memory": floor})
+            self._warnings.append(
+                f"resource_constraints.memory {memory} MB is below what a {self.ml_model_flavor.value} actor "
+                f"needs; raised to {floor} MB"
+            )
+        return self
+
+    @property
+    def warnings(self) -> list[str]:
+        """What validation changed in the SLA as submitted (empty when nothing)."""
+        return list(self._warnings)
 
     @field_validator("ml_repo_url")
     @classmethod

@@ -12,9 +12,14 @@ FLWR_REQUIREMENT = "flwr==1.41.0"
 MLFLOW_VERSION = "3.17.2"
 LEARNER_REQUIREMENTS = (FLWR_REQUIREMENT, "numpy", "paho-mqtt>=2.1", "pydantic>=2.7")
 AGGREGATOR_REQUIREMENTS = (*LEARNER_REQUIREMENTS, f"mlflow-skinny=={MLFLOW_VERSION}")
-# What mlflow-skinny's flavors import but do not require: mlflow.sklearn/mlflow.pytorch import pandas,
-# and mlflow.sklearn saves models with skops by default.
-AGGREGATOR_FLAVOR_REQUIREMENTS = {"sklearn": ("pandas", "skops"), "pytorch": ("pandas",)}
+# What mlflow-skinny's flavors import but do not require: every flavor module imports pandas,
+# and mlflow.sklearn saves models with skops by default. Keras/TensorFlow come from the repo itself.
+AGGREGATOR_FLAVOR_REQUIREMENTS = {
+    "sklearn": ("pandas", "skops"),
+    "pytorch": ("pandas",),
+    "keras": ("pandas",),
+    "tensorflow": ("pandas",),
+}
 # Learners never carry MLflow (privacy): these are dropped from the repo's own dependencies.
 MLFLOW_DISTRIBUTIONS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing"})
 # FLOps packages copied into each runtime's site-packages, so it does not depend on this checkout.

@@ -50,13 +50,19 @@ def nodes(parts: ComponentsDep, _who: PrincipalDep) -> list[Node]:
 
 @router.post("/api/flops/mocks", status_code=status.HTTP_201_CREATED, response_model=MockDataResult, responses=_ADMIN)
 def mock_data(request: MockDataRequest, parts: ComponentsDep, _who: AdminDep) -> MockDataResult:
-    """Partition a bundled dataset across learner nodes under a data tag."""
+    """Partition a bundled dataset across learner nodes under a data tag.
+
+    Takes FLOps' request or the addon's ``{customerID, mock_data_configuration: {dataset_name,
+    number_of_partitions, data_tag}}``. Data is the dataset as scikit-learn ships it (values and dtypes);
+    a dataset that is not available offline (e.g. ``mnist``, ``cifar10``) is a 422 listing those that are.
+    """
     try:
         result = provide(request, parts.orchestrator.nodes())
     except UnknownNodeError as exc:
+        field = "partitions" if request.partitions is not None and request.nodes is None else "nodes"
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", "nodes"], "msg": str(exc), "type": "value_error"}],
+            [{"loc": ["body", field], "msg": str(exc), "type": "value_error"}],
         ) from exc
     for partition in result.partitions:
         parts.orchestrator.data_provided(partition.node, result.data_tag)

@@ -30,6 +30,7 @@ from flops_suite.embedded import EmbeddedSuite
 from flops_suite.example_repos import publish_repo
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
 from tests.e2e.containers import DockerEngine, interfaces, labelled_containers, suite_on_engine
+from tests.e2e.learning import assert_learned
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -133,6 +134,7 @@ def test_sklearn_project_through_containers(containers: DockerSetup, monkeypatch
     mlflow = MlflowClient(setup.suite.mlflow_url)
     history = mlflow.get_metric_history(project["mlflow"]["run_id"], "eval_accuracy")
     assert [m.step for m in history] == [1, 2, 3]
+    assert_learned(setup.admin, setup.suite.mlflow_url, project, "digits", "logistic")
     assert "project succeeded" in setup.admin.timeline(project["id"])
     _assert_no_container_left(setup, project["id"])
 

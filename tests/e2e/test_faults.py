@@ -15,6 +15,7 @@ from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
 from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
+from tests.e2e.learning import assert_learned
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +46,7 @@ def test_manager_killed_mid_training_resumes_and_loses_no_event(
     rounds = sorted(e["data"]["round"] for e in admin.events(project["id"]) if e["kind"] == "round_completed")
     assert rounds == [1, 2, 3, 4]
     assert project["rounds_completed"] == 4
+    assert_learned(admin, suite.mlflow_url, project, "digits", "logistic")
     assert_nothing_left(suite, project)
 
 
