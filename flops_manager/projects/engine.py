@@ -102,7 +102,7 @@ class ProjectEngine:
         Raises ``SlaRejected`` (field, reason) for an SLA this deployment refuses.
         """
         check_sla(self.ctx.settings, sla)
-        project = Project(id=uuid.uuid4().hex[:12], customer_id=customer_id, sla=sla)
+        project = Project(id=uuid.uuid4().hex[:12], customer_id=customer_id, sla=sla, warnings=sla.warnings)
         project.stages.append(StageRecord(stage=Stage.PROJECT_START, name=Stage.PROJECT_START.label))
         self.ctx.insert(project)
         self._worker.call(lambda: lifecycle.begin(self.ctx, project))

@@ -28,6 +28,8 @@ OBSERVER_READY_WAIT_S = 10.0
 def begin(ctx: EngineContext, project: Project) -> None:
     """Stage 1: make the project active and start its observer; the lookup follows once it listens."""
     ctx.active[project.id] = project
+    for warning in project.warnings:
+        ctx.emit(project, EventKind.LOG, f"warning: {warning}")
     try:
         ctx.deploy(project, specs.observer_spec(ctx.settings, project))
     except Exception as exc:

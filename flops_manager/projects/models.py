@@ -54,6 +54,7 @@ class ProjectRecord(BaseModel):
     stage_deadline: float | None = None
     cause: str | None = None
     failed_stage: Stage | None = None
+    warnings: list[str] = Field(default_factory=list, description="What FLOps changed in the SLA, and why")
     commit: str | None = None
     image_key: ImageKey | None = None
     image_digest: str | None = None

@@ -418,3 +418,15 @@ def test_registry_is_unchanged_by_a_project(make_harness: HarnessFactory) -> Non
     pid = submit(h)
     to_training(h, pid)
     assert registry.manifests == {}  # the builder publishes, never the engine
+
+
+def test_what_validation_changed_in_the_sla_is_a_warning_on_the_project(make_harness: HarnessFactory) -> None:
+    h = make_harness()
+    low = sla().model_copy(deep=True)
+    low = type(low).model_validate({**low.model_dump(mode="json"), "resource_constraints": {"memory": 100}})
+    assert low.warnings, "the SLA model raises a 100 MB limit to the actor's floor"
+    pid = h.engine.submit(low, "alice").id
+    h.drain()
+    project = h.project(pid)
+    assert project.warnings == low.warnings and "raised to" in project.warnings[0]
+    assert any(e.message == f"warning: {low.warnings[0]}" for e in h.store.list_events(pid))
