@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -29,9 +30,7 @@ def default_token() -> str | None:
 class FlopsClient:
     """Calls the manager with a bearer token."""
 
-    def __init__(
-        self, base_url: str | None = None, token: str | None = None, timeout_s: float = 30.0
-    ) -> None:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.base_url = (base_url or os.environ.get("FLOPS_API_URL", "http://127.0.0.1:8081")).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
@@ -82,14 +81,27 @@ class FlopsClient:
         """The orchestrator's nodes."""
         return self._call("GET", "/api/flops/nodes")
 
-    def mock_data(
-        self, data_tag: str, dataset: str = "digits", nodes: list[str] | None = None
-    ) -> dict[str, Any]:
+    def mock_data(self, data_tag: str, dataset: str = "digits", nodes: list[str] | None = None) -> dict[str, Any]:
         """Partition a bundled dataset across learner nodes."""
         body: dict[str, Any] = {"data_tag": data_tag, "dataset": dataset}
         if nodes is not None:
             body["nodes"] = nodes
         return self._call("POST", "/api/flops/mocks", json=body)
+
+    def add_data(self, node: str, tag: str, path: Path, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Upload a parquet file to a learner node under a data tag (admin only)."""
+        with path.open("rb") as body:
+            return self._call(
+                "PUT",
+                f"/api/flops/data/{quote(node, safe='')}/{quote(tag, safe='')}/{quote(path.name, safe='')}",
+                content=body,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)},
+                timeout=timeout_s,
+            )
+
+    def data(self) -> list[dict[str, Any]]:
+        """Per learner node and data tag: files and rows (admin only)."""
+        return self._call("GET", "/api/flops/data")
 
     def issue_token(self, customer_id: str) -> str:
         """A new customer token (admin only)."""

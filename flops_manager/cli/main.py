@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from flops_common.events import Event
+from flops_manager.cli import check, data
 from flops_manager.cli.client import ApiError, FlopsClient, default_token
 from flops_manager.cli.render import progress_line, stage_table, summary_lines
 from observer.timeline import format_event
@@ -26,9 +27,7 @@ def _out(data: Any, as_json: bool) -> bool:
     return as_json
 
 
-def wait_for(
-    client: FlopsClient, project_id: str, show_progress: bool, timeout_s: float = 3600
-) -> dict[str, Any]:
+def wait_for(client: FlopsClient, project_id: str, show_progress: bool, timeout_s: float = 3600) -> dict[str, Any]:
     """Poll a project until it is final, showing a progress line when asked."""
     deadline = time.monotonic() + timeout_s
     project = client.project(project_id)
@@ -190,10 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", choices=["digits", "iris", "breast_cancer", "wine"])
     p.add_argument("--nodes", nargs="*")
     p.set_defaults(fn=cmd_mock)
+    data.register(sub)
+    check.register(sub)
     for action in sub.choices.values():
-        action.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
-        )
+        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     return parser
 
 

@@ -36,9 +36,7 @@ def summary_lines(project: dict[str, Any], mlflow_ui: str | None = None) -> list
     if metrics:
         lines.append("metrics   " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     if project.get("cache_hit") is not None:
-        lines.append(
-            f"image     {project.get('image_digest')} ({'cache hit' if project['cache_hit'] else 'built'})"
-        )
+        lines.append(f"image     {project.get('image_digest')} ({'cache hit' if project['cache_hit'] else 'built'})")
     if project.get("finished_at"):
         lines.append(f"took      {project['finished_at'] - project['created_at']:.1f} s")
     if project.get("mlflow"):
