@@ -31,7 +31,7 @@ from image_builder.clone import clone_commit
 from image_builder.contract import check_contract
 from image_builder.dependencies import Dependencies, resolve_dependencies
 from image_builder.errors import BuildError
-from image_builder.import_check import check_imports, format_failure, remove_bytecode
+from image_builder.import_check import format_failure, remove_bytecode
 from image_builder.plans.local import LEARNER, host_platform
 from image_builder.steps import BuildStep
 from image_builder.uv_tool import UvError, failure_summary
@@ -167,14 +167,18 @@ def mock_data_dir(home: Path) -> Path:
 
 
 def run_trial(python: Path, app_dir: Path, data_dir: Path, timeout_s: float = TRIAL_TIMEOUT_S) -> dict[str, Any]:
-    """One local round in the runtime of ``python``; the trial's result or CheckFailed with the cause."""
+    """The import probe and one local round in the runtime of ``python``: ``{"probe": ..., "trial": ...}``.
+
+    Raises CheckFailed when the process leaves no result.
+    """
     with tempfile.TemporaryDirectory(prefix="flops-trial-") as scratch:
         result_path = Path(scratch) / "result.json"
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
         env.update({"FLOPS_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"})
+        # Bytecode is kept in the runtime (a cache): the next check of these dependencies starts warm.
         try:
             proc = subprocess.run(
-                [str(python), "-I", "-B", trial_round.__file__, str(app_dir), str(result_path)],
+                [str(python), "-I", trial_round.__file__, str(app_dir), str(result_path)],
                 cwd=app_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -183,14 +187,21 @@ def run_trial(python: Path, app_dir: Path, data_dir: Path, timeout_s: float = TR
                 timeout=timeout_s,
             )
         except subprocess.TimeoutExpired:
-            raise CheckFailed(TRIAL, f"one local round took longer than {timeout_s:.0f} s") from None
+            raise CheckFailed(
+                TRIAL, f"importing the repo and one local round took longer than {timeout_s:.0f} s"
+            ) from None
+        finally:
+            remove_bytecode(app_dir)
         if not result_path.is_file():
             tail = " | ".join(line for line in proc.stderr.strip().splitlines()[-3:] if line.strip())
             raise CheckFailed(TRIAL, f"the local round exited with code {proc.returncode} without a result: {tail}")
         result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-    if not result.get("ok"):
-        raise CheckFailed(TRIAL, format_failure(result))
     return result
+
+
+def _record(report: CheckReport, step: str, result: dict[str, Any], notify: Callable[[str, float], None]) -> None:
+    report.steps[step] = float(result.get("seconds", 0.0))
+    notify(step, report.steps[step])
 
 
 def check_repo(
@@ -220,14 +231,17 @@ def check_repo(
             with _step(report, BuildStep.ENVIRONMENTS.value, notify):
                 env = check_env(home, registry, deps, flavor.value, find_links or [])
                 report.details["runtime"] = str(env)
-            with _step(report, BuildStep.IMPORT_CHECK.value, notify):
-                probed = check_imports(env_python(env), repo)
-                report.details["parameters"] = probed.get("parameters")
-                remove_bytecode(repo)
-            with _step(report, TRIAL, notify):
-                data = data_dir if data_dir is not None else mock_data_dir(home)
-                report.details["data_dir"] = str(data)
-                report.details["trial"] = run_trial(env_python(env), repo, data)
+            data = data_dir if data_dir is not None else mock_data_dir(home)
+            report.details["data_dir"] = str(data)
+            result = run_trial(env_python(env), repo, data)
+            _record(report, BuildStep.IMPORT_CHECK.value, result["probe"], notify)
+            if not result["probe"].get("ok"):
+                raise BuildError(BuildStep.IMPORT_CHECK, format_failure(result["probe"]))
+            report.details["parameters"] = result["probe"].get("parameters")
+            _record(report, TRIAL, result["trial"], notify)
+            if not result["trial"].get("ok"):
+                raise CheckFailed(TRIAL, format_failure(result["trial"]))
+            report.details["trial"] = result["trial"]
         except BuildError as exc:
             report.failed_step, report.cause = exc.step.value, exc.cause
         except CheckFailed as exc:

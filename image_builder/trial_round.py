@@ -1,8 +1,10 @@
-"""Runs INSIDE a runtime: one local round of the repo, as a learner would run it (``flops check``).
+"""Runs INSIDE a runtime: the builder's import probe, then one local round of the repo as a learner
+would run it (``flops check``), in one process so the repo's libraries are imported once.
 
-Usage: ``python -I trial_round.py APP_DIR RESULT_JSON`` with ``FLOPS_DATA_DIR`` set. Loads the data
-(``DataManager().get_data()``), then ``ModelManager()``: ``set_model_data``, a parameter round trip,
-``fit_model`` and ``evaluate_model``. Writes ``{"ok": true, ...}`` or a failure like ``probe.py``'s.
+Usage: ``python -I trial_round.py APP_DIR RESULT_JSON`` with ``FLOPS_DATA_DIR`` set. The round loads
+the data (``DataManager().get_data()``), then ``ModelManager()``: ``set_model_data``, a parameter round
+trip, ``fit_model`` and ``evaluate_model``. Writes ``{"probe": {...}, "trial": {...}}``, each
+``{"ok": true, ...}`` or a failure like ``probe.py``'s (no trial when the probe failed).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def _samples(split: Any) -> int:
 def trial(app_dir: str) -> dict[str, Any]:
     """Load the data, fit once, evaluate once; the result or the first failure with its place."""
     probe = _probe_module()
-    sys.path.insert(0, app_dir)
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
     what = "importing data_manager"
     timings: dict[str, float] = {}
     try:
@@ -79,7 +82,13 @@ def main() -> None:
     """Entry point: run the trial in APP_DIR, write the result to RESULT_JSON."""
     app_dir, result_path = os.path.abspath(sys.argv[1]), sys.argv[2]
     os.chdir(app_dir)
-    result = trial(app_dir)
+    started = time.monotonic()
+    result: dict[str, Any] = {"probe": _probe_module().probe(app_dir)}
+    result["probe"]["seconds"] = round(time.monotonic() - started, 3)
+    if result["probe"].get("ok"):
+        started = time.monotonic()
+        result["trial"] = trial(app_dir)
+        result["trial"]["seconds"] = round(time.monotonic() - started, 3)
     with open(result_path, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
 
