@@ -73,7 +73,7 @@ def read_table(files: Sequence[Path]) -> Any:
 
     tables = [pq.read_table(path) for path in files]
     try:
-        return pa.concat_tables(tables, promote_options="default")
+        return pa.concat_tables(tables, promote_options="none")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         names = ", ".join(p.name for p in files)
         raise NodeDataError(f"the parquet files {names} do not share their columns: {exc}") from None
