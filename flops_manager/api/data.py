@@ -34,14 +34,20 @@ def _http(exc: DataError) -> HTTPException:
     status_code=status.HTTP_201_CREATED,
     response_model=DataAdded,
     responses=_ADD,
-    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "required": True,
+        }
+    },
 )
 async def put_data(
     node: str, tag: str, file_name: str, request: Request, parts: ComponentsDep, _who: AdminDep
 ) -> DataAdded:
     """Store the request body (a parquet file) on learner ``node`` as ``<tag>.<file_name>`` and record the tag."""
     max_bytes = parts.settings.data_max_file_mb << 20
-    if int(request.headers.get("content-length") or 0) > max_bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:  # refused before a byte is read
         raise _http(too_large(max_bytes))
     try:
         target = learner_node(await run_in_threadpool(parts.orchestrator.nodes), node)
