@@ -124,13 +124,14 @@ def test_addon_sklearn_repo_trains_on_parquet_node_data(
     assert "scikit-learn==1.9.1.*" in requirements and any(r.startswith("datasets") for r in requirements), build
 
 
+@pytest.mark.timeout(1500)  # a cold PyTorch runtime (torch, datasets) and three rounds on 2 shared cores
 def test_addon_pytorch_repo_trains_on_parquet_node_data(
     suite: EmbeddedSuite, admin: FlopsClient, addon_data: dict[str, int]
 ) -> None:
     project = wait_final(
         admin,
         admin.submit(_sla(suite, "digits_pytorch", "addon_digits_pytorch"))["project_id"],
-        timeout_s=900,
+        timeout_s=1200,
     )
     _assert_trained(suite, admin, project, min_accuracy=0.8)
 
