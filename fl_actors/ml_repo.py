@@ -56,9 +56,12 @@ def load_local_data() -> tuple[Any, Any]:
 
 
 def count_samples(split: Any) -> int:
-    """How many samples a split holds: an ``(x, y)`` tuple, or anything with ``len`` (arrays, datasets)."""
+    """How many samples a split holds: an ``(x, y)`` tuple, a data loader (its dataset, not its batches),
+    or anything with ``len`` (arrays, datasets)."""
     if isinstance(split, tuple) and len(split) == 2 and hasattr(split[0], "__len__"):
         return len(split[0])
+    if hasattr(getattr(split, "dataset", None), "__len__"):  # e.g. torch.utils.data.DataLoader
+        return len(split.dataset)
     if hasattr(split, "__len__"):
         return len(split)
     raise TypeError(f"cannot count the samples of a {type(split).__name__}")

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from flops_manager import components
-from flops_manager.api import platform, projects
+from flops_manager.api import data, platform, projects
 from flops_manager.settings import Settings
 
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(platform.router)
     app.include_router(projects.router)
+    app.include_router(data.router)
     return app
 
 

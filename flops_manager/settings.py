@@ -65,6 +65,7 @@ class Settings(BaseSettings):
         default=None, description="If set, the only hosts repo URLs may name (egress control)"
     )
     uv_find_links: list[str] = Field(default_factory=list)
+    data_max_file_mb: int = Field(default=512, ge=1, description="Largest parquet file `flops data add` accepts")
 
     admin_token: SecretStr | None = Field(default=None, description="Bearer token of the admin")
 

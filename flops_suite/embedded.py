@@ -286,6 +286,7 @@ class EmbeddedSuite:
         if self.auth:
             self._write_mlflow_auth_config()
         publish_examples(PROJECT_ROOT / "examples" / "ml_repos", self.home / "example-repos")
+        publish_examples(PROJECT_ROOT / "tests" / "addon_repos", self.home / "example-repos")  # addon-style repos
         self.admin_token()  # made once here: the threads below all read it
         # Start them side by side: MLflow alone takes seconds to import and migrate its database.
         with ThreadPoolExecutor(max_workers=4) as pool:

@@ -24,6 +24,8 @@ AGGREGATOR_FLAVOR_REQUIREMENTS = {
 MLFLOW_DISTRIBUTIONS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing"})
 # FLOps packages copied into each runtime's site-packages, so it does not depend on this checkout.
 RUNTIME_PACKAGES = ("fl_actors", "flops_common")
+# The Oakestra FLOps addon's library, under its import path: copied only for repos that import it.
+COMPAT_PACKAGE = "flops_utils"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 # Imported once when a runtime is built, so its bytecode is there: a SuperNode starts a process per
 # message, and without bytecode (e.g. PYTHONDONTWRITEBYTECODE=1) each one compiles Flower again.
@@ -67,9 +69,9 @@ def _source_files(root: Path) -> list[Path]:
 
 
 def runtime_source_hash() -> str:
-    """sha256 over the files of the FLOps packages every runtime carries."""
+    """sha256 over the files of the FLOps packages a runtime may carry."""
     digest = hashlib.sha256()
-    for name in RUNTIME_PACKAGES:
+    for name in (*RUNTIME_PACKAGES, COMPAT_PACKAGE):
         root = package_dir(name)
         for path in _source_files(root):
             digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
@@ -78,7 +80,7 @@ def runtime_source_hash() -> str:
     return digest.hexdigest()
 
 
-def copy_runtime_packages(site_packages: Path) -> None:
-    """Copy the FLOps packages into a runtime's ``site-packages``."""
-    for name in RUNTIME_PACKAGES:
+def copy_runtime_packages(site_packages: Path, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> None:
+    """Copy the FLOps ``packages`` into a runtime's ``site-packages``."""
+    for name in packages:
         shutil.copytree(package_dir(name), site_packages / name, ignore=_IGNORED, dirs_exist_ok=True)

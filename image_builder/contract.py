@@ -10,7 +10,7 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from image_builder.dependencies import DEPENDENCY_FILES_HINT, find_dependency_file
+from image_builder.dependencies import DEPENDENCY_FILES_HINT, conda_problems, find_dependency_file
 from image_builder.errors import BuildError
 
 # The probe runs inside the built runtime without image_builder: the method list lives there.
@@ -149,6 +149,7 @@ def contract_problems(repo_dir: Path) -> list[str]:
         problems.append(f"{DATA_FILE} has no class {DATA_CLASS}")
     if find_dependency_file(repo_dir) is None:
         problems.append(f"no dependency file: add {DEPENDENCY_FILES_HINT}")
+    problems.extend(conda_problems(repo_dir))
     return problems
 
 

@@ -1,7 +1,9 @@
 """Reads a repo's dependency list, normalizes it and hashes it with everything else a runtime depends on.
 
 Sources, first found wins: ``requirements.txt``; ``pyproject.toml`` ``[project.dependencies]``;
-``conda.yaml`` / ``conda.yml`` — the ``pip:`` list under ``dependencies:`` (conda packages are ignored).
+``conda.yaml`` / ``conda.yml`` — its conda packages mapped to PyPI (:mod:`image_builder.conda_deps`)
+plus the ``pip:`` list under ``dependencies:``. A repo that imports ``flops_utils`` (the Oakestra FLOps
+addon's library) gets FLOps' own ``flops_utils`` and what it needs (:mod:`image_builder.flops_utils_support`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from flops_common.image_key import ACTOR_RUNTIME_VERSION, ImageKey
-from image_builder.actor_runtime import MLFLOW_DISTRIBUTIONS, aggregator_requirements
+from image_builder.actor_runtime import MLFLOW_DISTRIBUTIONS, RUNTIME_PACKAGES, aggregator_requirements
+from image_builder.conda_deps import CondaMapping, map_conda_dependencies
 from image_builder.errors import BuildError
+from image_builder.flops_utils_support import compat_requirements, runtime_packages
 from image_builder.steps import BuildStep
 
 REQUIREMENTS_TXT = "requirements.txt"
 PYPROJECT = "pyproject.toml"
 CONDA_FILES = ("conda.yaml", "conda.yml")
-DEPENDENCY_FILES_HINT = "requirements.txt, pyproject.toml with [project.dependencies], or conda.yaml with a pip list"
+DEPENDENCY_FILES_HINT = "requirements.txt, pyproject.toml with [project.dependencies], or conda.yaml with dependencies"
 MAX_INCLUDE_DEPTH = 5
 _HASH_OPTION = re.compile(r"\s--hash[=\s]\S+")
 _COMMENT = re.compile(r"(^|\s)#.*$")
@@ -42,6 +46,7 @@ class Dependencies:
     requirements: tuple[str, ...]  # normalized, sorted PEP 508 requirements
     dropped: tuple[str, ...]  # requirements left out (MLflow: only the aggregator has its own client)
     hash: str
+    packages: tuple[str, ...] = RUNTIME_PACKAGES  # FLOps packages the runtimes carry (flops_utils if imported)
 
 
 def _pyproject_dependencies(path: Path) -> list[str] | None:
@@ -55,21 +60,55 @@ def _pyproject_dependencies(path: Path) -> list[str] | None:
     return list(deps)
 
 
-def _conda_pip_list(path: Path) -> list[str] | None:
-    """The pip list under ``dependencies:`` of a conda file; None if absent. ValueError on bad YAML."""
+def _conda_lists(path: Path) -> tuple[list[str], list[str]] | None:
+    """The conda specs and the pip list under ``dependencies:`` of a conda file; None if it has no
+    dependencies. ValueError on bad YAML or a malformed entry."""
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValueError(f"invalid YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("dependencies"), list):
+    if not isinstance(data, dict) or not isinstance(data.get("dependencies"), list) or not data["dependencies"]:
         return None
+    conda: list[str] = []
+    pip: list[str] = []
     for entry in data["dependencies"]:
         if isinstance(entry, dict) and "pip" in entry:
-            pip = entry["pip"]
-            if not isinstance(pip, list) or not all(isinstance(d, str) for d in pip):
+            listed = entry["pip"]
+            if not isinstance(listed, list) or not all(isinstance(d, str) for d in listed):
                 raise ValueError("the pip entry under dependencies must be a list of strings")
-            return list(pip)
-    return None
+            pip.extend(listed)
+        elif isinstance(entry, str | int | float):
+            conda.append(str(entry))
+        else:
+            raise ValueError(f"dependencies entry {entry!r} is neither a conda package nor a pip list")
+    return conda, pip
+
+
+def _conda_mapping(path: Path) -> tuple[CondaMapping, list[str]]:
+    """The conda specs of a conda file mapped to PyPI, and its pip list (ValueError as above)."""
+    lists = _conda_lists(path)
+    conda, pip = lists if lists is not None else ([], [])
+    return map_conda_dependencies(conda), pip
+
+
+def conda_problems(repo_dir: Path) -> list[str]:
+    """Contract problems of the repo's conda file: conda packages FLOps cannot install from PyPI."""
+    path = find_dependency_file(repo_dir)
+    if path is None or path.name not in CONDA_FILES:
+        return []
+    try:
+        mapping, _ = _conda_mapping(path)
+    except (ValueError, UnicodeDecodeError):
+        return []  # the dependencies step reports the parse error
+    problems = []
+    if mapping.unmappable:
+        problems.append(
+            f"{path.name}: conda package(s) {', '.join(mapping.unmappable)} have no PyPI equivalent; "
+            "remove them or list PyPI packages under pip:"
+        )
+    if mapping.invalid:
+        problems.append(f"{path.name}: cannot read conda spec(s) {', '.join(mapping.invalid)}")
+    return problems
 
 
 def find_dependency_file(repo_dir: Path) -> Path | None:
@@ -80,8 +119,8 @@ def find_dependency_file(repo_dir: Path) -> Path | None:
     """
     if (repo_dir / REQUIREMENTS_TXT).is_file():
         return repo_dir / REQUIREMENTS_TXT
-    candidates = [(repo_dir / PYPROJECT, _pyproject_dependencies)]
-    candidates += [(repo_dir / name, _conda_pip_list) for name in CONDA_FILES]
+    candidates: list[tuple[Path, Callable[[Path], object | None]]] = [(repo_dir / PYPROJECT, _pyproject_dependencies)]
+    candidates += [(repo_dir / name, _conda_lists) for name in CONDA_FILES]
     return next((path for path, declared in candidates if _counts(path, declared)), None)
 
 
@@ -166,10 +205,12 @@ def read_requirements(repo_dir: Path) -> tuple[str, list[str]]:
                 raise _fail(f"{name}: {exc}") from None
             return name, parse_requirement_lines(deps or [], f"{name} [project.dependencies] entry")
         try:
-            pip = _conda_pip_list(path)
+            mapping, pip = _conda_mapping(path)
         except ValueError as exc:
             raise _fail(f"{name}: {exc}") from None
-        return name, parse_requirement_lines(pip or [], f"{name} pip list entry")
+        if mapping.unmappable or mapping.invalid:
+            raise _fail("; ".join(conda_problems(repo_dir)))
+        return name, [*mapping.requirements, *parse_requirement_lines(pip, f"{name} pip list entry")]
     except UnicodeDecodeError:
         raise _fail(f"{name} is not UTF-8 text") from None
 
@@ -191,9 +232,11 @@ def python_version() -> str:
     return f"{platform.python_implementation()}-{platform.python_version()}"
 
 
-def dependency_hash(requirements: list[str], key: ImageKey, runtime_source_hash: str) -> str:
+def dependency_hash(
+    requirements: list[str], key: ImageKey, runtime_source_hash: str, packages: tuple[str, ...] = RUNTIME_PACKAGES
+) -> str:
     """sha256 (24 hex digits) of everything a runtime depends on besides the repo's code."""
-    payload = {
+    payload: dict[str, object] = {
         "requirements": sorted(requirements),
         "flavor": key.flavor.value,
         "platform": key.platform,
@@ -202,16 +245,20 @@ def dependency_hash(requirements: list[str], key: ImageKey, runtime_source_hash:
         "actor_requirements": list(aggregator_requirements(key.flavor.value)),
         "runtime_source": runtime_source_hash,
     }
+    if packages != RUNTIME_PACKAGES:  # keeps the hashes of runtimes without flops_utils as they were
+        payload["packages"] = list(packages)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def resolve_dependencies(repo_dir: Path, key: ImageKey, runtime_source_hash: str) -> Dependencies:
     """Read, normalize and hash the repo's dependencies (raises BuildError(DEPENDENCIES))."""
     source, raw = read_requirements(repo_dir)
-    kept, dropped = normalize(raw)
+    kept, dropped = normalize([*raw, *compat_requirements(repo_dir)])
+    packages = runtime_packages(repo_dir)
     return Dependencies(
         source=source,
         requirements=tuple(kept),
         dropped=tuple(dropped),
-        hash=dependency_hash(kept, key, runtime_source_hash),
+        hash=dependency_hash(kept, key, runtime_source_hash, packages),
+        packages=packages,
     )

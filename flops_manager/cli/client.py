@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -86,6 +87,21 @@ class FlopsClient:
         if nodes is not None:
             body["nodes"] = nodes
         return self._call("POST", "/api/flops/mocks", json=body)
+
+    def add_data(self, node: str, tag: str, path: Path, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Upload a parquet file to a learner node under a data tag (admin only)."""
+        with path.open("rb") as body:
+            return self._call(
+                "PUT",
+                f"/api/flops/data/{quote(node, safe='')}/{quote(tag, safe='')}/{quote(path.name, safe='')}",
+                content=body,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)},
+                timeout=timeout_s,
+            )
+
+    def data(self) -> list[dict[str, Any]]:
+        """Per learner node and data tag: files and rows (admin only)."""
+        return self._call("GET", "/api/flops/data")
 
     def issue_token(self, customer_id: str) -> str:
         """A new customer token (admin only)."""

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from flops_common.events import Event
 from flops_common.timeline import format_event
+from flops_manager.cli import check, data
 from flops_manager.cli.client import ApiError, FlopsClient, default_token
 from flops_manager.cli.render import progress_line, stage_table, summary_lines
 
@@ -188,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", choices=["digits", "iris", "breast_cancer", "wine"])
     p.add_argument("--nodes", nargs="*")
     p.set_defaults(fn=cmd_mock)
+    data.register(sub)
+    check.register(sub)
     for action in sub.choices.values():
         action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     return parser

@@ -129,6 +129,7 @@ class LocalPlan:
                     aggregator_requirements(flavor),
                     job.uv_find_links,
                     requirement_files=[requirements],
+                    packages=deps.packages,
                 )
                 constraints = staged / "constraints.txt"
                 constraints.write_text(freeze(staged / AGGREGATOR), encoding="utf-8")
@@ -138,6 +139,7 @@ class LocalPlan:
                     job.uv_find_links,
                     requirement_files=[requirements],
                     constraint_files=[constraints],
+                    packages=deps.packages,
                 )
             except UvError as exc:
                 raise BuildError(

@@ -45,13 +45,13 @@ from flops_common.oci_images import (
 from flops_common.oci_registry import DistributionClient, RegistryUnavailable, lookup_actor_images
 from image_builder import probe
 from image_builder.actor_runtime import (
-    RUNTIME_PACKAGES,
     aggregator_requirements,
     learner_requirements,
     package_dir,
 )
 from image_builder.dependencies import Dependencies
 from image_builder.errors import BuildError
+from image_builder.flops_utils_support import runtime_packages
 from image_builder.import_check import format_failure
 from image_builder.notify import Notifier
 from image_builder.plans import oci_stage
@@ -450,7 +450,7 @@ class OciPlan:
         fab = importlib.import_module("fl_actors.fab")
         fab.prepare_app_dir(repo_dir, opt / "app", app_project_name(digest))
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-        for name in RUNTIME_PACKAGES:
+        for name in runtime_packages(repo_dir):
             shutil.copytree(package_dir(name), opt / "lib" / name, ignore=ignore)
         (opt / "tools").mkdir()
         shutil.copy2(probe.__file__, opt / "tools" / "probe.py")

@@ -225,7 +225,7 @@ def test_same_key_again_is_answered_from_the_registry(
             "missing_data_manager_and_deps",
             BuildStep.CONTRACT,
             "ML repo contract not met: data_manager.py is missing at the repo root; no dependency file: add "
-            "requirements.txt, pyproject.toml with [project.dependencies], or conda.yaml with a pip list",
+            "requirements.txt, pyproject.toml with [project.dependencies], or conda.yaml with dependencies",
         ),
         (
             "import_error",

@@ -15,7 +15,7 @@ from tests.helpers.corpus import corpus_repo
 
 NO_DEPS = (
     "no dependency file: add requirements.txt, pyproject.toml with [project.dependencies], "
-    "or conda.yaml with a pip list"
+    "or conda.yaml with dependencies"
 )
 
 

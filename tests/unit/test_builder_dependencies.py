@@ -132,8 +132,8 @@ def test_requirements_txt_wins(tmp_path: Path) -> None:
     assert find_dependency_file(tmp_path) == tmp_path / "requirements.txt"
 
 
-def test_conda_without_pip_list_is_no_dependency_file(tmp_path: Path) -> None:
-    _write(tmp_path, "conda.yaml", "dependencies:\n  - python=3.11\n  - numpy\n")
+def test_conda_without_dependencies_is_no_dependency_file(tmp_path: Path) -> None:
+    _write(tmp_path, "conda.yaml", "name: empty\ndependencies: []\n")
     assert find_dependency_file(tmp_path) is None
     with pytest.raises(BuildError, match="no dependency file"):
         read_requirements(tmp_path)

@@ -63,6 +63,16 @@ def test_count_samples(split: object, expected: int) -> None:
     assert ml_repo.count_samples(split) == expected
 
 
+def test_count_samples_of_a_data_loader_counts_its_dataset_not_its_batches() -> None:
+    class Loader:  # the shape of torch.utils.data.DataLoader: len() is the number of batches
+        dataset = tuple(range(70))
+
+        def __len__(self) -> int:
+            return 3
+
+    assert ml_repo.count_samples(Loader()) == 70
+
+
 def test_fit_results_may_carry_a_train_loss() -> None:
     assert ml_repo.parse_fit_result(10) == (10, None)
     assert ml_repo.parse_fit_result((10, 0.5)) == (10, 0.5)

@@ -1,0 +1,145 @@
+"""The Oakestra FLOps addon's ML repos run unchanged: addon-style repos (templates, ``load_dataset()``,
+conda-only ``conda.yaml``) train end to end on parquet node data put there with ``flops data add``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flops_manager.cli.client import ApiError, FlopsClient
+from flops_suite.embedded import EmbeddedSuite
+from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final
+from tests.helpers.parquet_digits import write_digits_parquet
+
+pytestmark = pytest.mark.e2e
+TAG = "addon-digits"
+DIGITS = 1797
+
+
+def flops(suite: EmbeddedSuite, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``flops`` CLI against the suite, as a user runs it."""
+    env = {
+        **os.environ,
+        "FLOPS_API_URL": suite.api_url,
+        "FLOPS_TOKEN": token or suite.admin_token(),
+        "FLOPS_HOME": str(suite.home),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "flops_manager.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def addon_data(suite: EmbeddedSuite, tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
+    """Digits as parquet: learner-0 gets the even rows in two files, learner-1 the odd rows in one."""
+    folder = tmp_path_factory.mktemp("parquet")
+    rows = np.arange(DIGITS)
+    even, odd = rows[rows % 2 == 0], rows[rows % 2 == 1]
+    half = len(even) // 2
+    write_digits_parquet(folder / "part-1.parquet", even[:half])
+    write_digits_parquet(folder / "part-2.parquet", even[half:])
+    write_digits_parquet(folder / "odd.parquet", odd)
+    for node, files in (("learner-0", ["part-1.parquet", "part-2.parquet"]), ("learner-1", ["odd.parquet"])):
+        out = flops(suite, "data", "add", "--node", node, "--tag", TAG, *[str(folder / f) for f in files])
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"under tag {TAG}" in out.stdout
+    return {"learner-0": len(even), "learner-1": len(odd)}
+
+
+def _sla(suite: EmbeddedSuite, example: str, repo: str) -> dict[str, Any]:
+    sla = example_sla(suite, example, data_tags=[TAG], training_rounds=3, round_timeout_s=180)
+    sla["ml_repo_url"] = suite.git_url(repo)
+    return sla
+
+
+def _assert_trained(suite: EmbeddedSuite, admin: FlopsClient, project: dict[str, Any], min_accuracy: float) -> None:
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["rounds_completed"] == 3
+    assert project["final_metrics"]["accuracy"] >= min_accuracy
+    history = MlflowClient(suite.mlflow_url).get_metric_history(project["mlflow"]["run_id"], "eval_loss")
+    losses = [m.value for m in sorted(history, key=lambda m: m.step)]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses  # the loss falls over the rounds
+    assert_nothing_left(suite, project)
+
+
+def test_data_ls_shows_files_and_rows(suite: EmbeddedSuite, admin: FlopsClient, addon_data: dict[str, int]) -> None:
+    out = flops(suite, "data", "ls", "--json")
+    assert out.returncode == 0, out.stderr
+    listing = {(e["node"], e["tag"]): e for e in json.loads(out.stdout)}
+    assert listing[("learner-0", TAG)]["rows"] == addon_data["learner-0"]
+    assert [f["name"] for f in listing[("learner-0", TAG)]["files"]] == [
+        f"{TAG}.part-1.parquet",
+        f"{TAG}.part-2.parquet",
+    ]
+    assert listing[("learner-1", TAG)]["rows"] == addon_data["learner-1"]
+    nodes = {n["name"]: n for n in admin.nodes()}
+    assert TAG in nodes["learner-0"]["data_tags"] and TAG not in nodes["learner-2"]["data_tags"]
+    assert "rows" in flops(suite, "data", "ls").stdout
+
+
+def test_data_add_refuses_what_it_cannot_use(suite: EmbeddedSuite, admin: FlopsClient, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet")
+    out = flops(suite, "data", "add", "--node", "learner-2", "--tag", "junk", str(junk))
+    assert out.returncode == 2 and "HTTP 422" in out.stdout and "not a readable parquet file" in out.stdout
+    good = tmp_path / "good.parquet"
+    write_digits_parquet(good, slice(0, 10))
+    with pytest.raises(ApiError) as info:
+        admin.add_data("learner-2", "bad.tag", good)
+    assert info.value.status_code == 422
+    with pytest.raises(ApiError) as info:
+        admin.add_data("builder-0", "t", good)
+    assert info.value.status_code == 404
+    customer = FlopsClient(suite.api_url, admin.issue_token("addon-customer"))
+    with pytest.raises(ApiError) as info:
+        customer.add_data("learner-2", "t", good)
+    assert info.value.status_code == 403
+    with pytest.raises(ApiError) as info:
+        customer.data()
+    assert info.value.status_code == 403
+    assert "junk" not in {t for n in admin.nodes() for t in n["data_tags"]}  # nothing of a refusal landed
+
+
+def test_addon_sklearn_repo_trains_on_parquet_node_data(
+    suite: EmbeddedSuite, admin: FlopsClient, addon_data: dict[str, int]
+) -> None:
+    project = wait_final(admin, admin.submit(_sla(suite, "digits_sklearn", "addon_digits_sklearn"))["project_id"])
+    _assert_trained(suite, admin, project, min_accuracy=0.85)
+    build = [
+        e for e in admin.events(project["id"]) if e["kind"] == "build_step" and e["data"].get("step") == "dependencies"
+    ]
+    requirements = build[-1]["data"]["requirements"] if build else []
+    assert "scikit-learn==1.9.1.*" in requirements and any(r.startswith("datasets") for r in requirements), build
+
+
+@pytest.mark.timeout(1500)  # a cold PyTorch runtime (torch, datasets) and three rounds on 2 shared cores
+def test_addon_pytorch_repo_trains_on_parquet_node_data(
+    suite: EmbeddedSuite, admin: FlopsClient, addon_data: dict[str, int]
+) -> None:
+    project = wait_final(
+        admin,
+        admin.submit(_sla(suite, "digits_pytorch", "addon_digits_pytorch"))["project_id"],
+        timeout_s=1200,
+    )
+    _assert_trained(suite, admin, project, min_accuracy=0.8)
+
+
+def test_flops_check_on_this_machines_node_data(suite: EmbeddedSuite, addon_data: dict[str, int]) -> None:
+    out = flops(suite, "check", suite.git_url("addon_digits_sklearn"), "--data-tag", TAG, "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["data_dir"].endswith(f"learner-0/data/{TAG}")
+    assert report["trial"]["fit_samples"] == int(0.8 * addon_data["learner-0"])
+    assert report["trial"]["accuracy"] > 0.8
