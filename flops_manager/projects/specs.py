@@ -19,6 +19,7 @@ from flops_manager.orchestrator.base import (
 from flops_manager.projects.models import Project
 from flops_manager.settings import Settings
 from flops_manager.tracking.mlflow_server import client_secret_env, settings_credentials
+from flops_utils.node_data import DATA_TAGS_ENV
 
 
 def free_port() -> int:
@@ -129,7 +130,8 @@ def learner_spec(
         role=ServiceRole.LEARNER,
         image=manifest.learner,
         command=["python", "-m", "fl_actors.learner"],
-        env={JOB_ENV: job.model_dump_json()},
+        # flops_utils.load_dataset reads every tag of the project (several tags: data_dir is the node's root)
+        env={JOB_ENV: job.model_dump_json(), DATA_TAGS_ENV: ",".join(tags)},
         secret_env=_secrets(settings),
         placement=learner_placement(project),
         resources=project.sla.resource_constraints,
