@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 # How long stage 1 waits for the observer's "ready" before the lookup goes on without it. The
 # local backend starts observers at a low CPU priority (they must not stall the API), so on a
 # busy machine one can take several seconds to subscribe; a ready observer ends the wait at once.
-OBSERVER_READY_WAIT_S = 10.0
+OBSERVER_READY_WAIT_S = 30.0
 
 
 def begin(ctx: EngineContext, project: Project) -> None:
