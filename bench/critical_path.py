@@ -35,22 +35,25 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(0.9 * len(ordered)) - 1))]
 
 
-def critical_path(events: list[dict[str, Any]], stages: dict[str, float]) -> dict[str, Any]:
-    """Round overhead, aggregator start to first round, deployment per learner, from a project's events."""
+def critical_path(events: list[dict[str, Any]], stages: dict[str, float], deployed_at: float | None) -> dict[str, Any]:
+    """Round overhead, aggregator start to first round, deployment per learner, from a project's events.
+
+    The aggregator is deployed when stage 4 starts (``deployed_at``, with the learners); stage 4 ends
+    when the aggregator submitted the Flower run (TRAINING_STARTED).
+    """
     rounds = [e for e in events if e["kind"] == "round_completed"]
     overheads = [
         float(e["data"]["metrics"].get("round_time_s", 0.0)) - float(e["data"]["metrics"].get("client_compute_s", 0.0))
         for e in rounds
     ]
-    aggregator = [e["timestamp"] for e in events if e["source"] == "aggregator"]
     submitted = [e["timestamp"] for e in events if e["kind"] == "training_started"]
     first_round = rounds[0]["timestamp"] if rounds else None
     deployment = stages.get("4 actor deployment")
     return {
         "round_overhead_s_median": round(statistics.median(overheads), 2) if overheads else None,
         "round_overhead_s_p90": round(p90(overheads), 2) if overheads else None,
-        "aggregator_start_to_first_round_s": round(first_round - aggregator[0], 2)
-        if first_round and aggregator
+        "aggregator_start_to_first_round_s": round(first_round - deployed_at, 2)
+        if first_round and deployed_at
         else None,
         "run_submitted_to_first_round_s": round(first_round - submitted[0], 2) if first_round and submitted else None,
         "actor_deployment_s_per_learner": round(deployment / LEARNERS, 2) if deployment else None,
@@ -72,7 +75,9 @@ def main(argv: list[str]) -> int:
                 run = results[name]
                 events = client.events(run["project_id"])
                 run["rounds_detail"] = round_metrics(client, run["project_id"])
-                run["critical_path"] = critical_path(events, run["stages_s"])
+                stages = client.project(run["project_id"])["stages"]
+                deployed_at = next((st["started_at"] for st in stages if st["stage"] == 4), None)
+                run["critical_path"] = critical_path(events, run["stages_s"], deployed_at)
             if "--no-plain" not in argv:
                 learner_env = next((home / "registry" / "envs").glob("*/learner"))
                 data_dirs = [home / "nodes" / f"learner-{i}" / "data" / "digits" for i in range(LEARNERS)]

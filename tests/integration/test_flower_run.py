@@ -153,6 +153,12 @@ def partitions(workdir: Path) -> list[Path]:
     return dirs
 
 
+def _serverapp_running(processes: list[str]) -> bool:
+    """Whether a ServerApp task process is among ``processes`` (command lines)."""
+    warm = sum("fl_actors.serverapp_executor" in p for p in processes)
+    return warm >= 2 or any("flwr-serverapp" in p for p in processes)
+
+
 def _processes_mentioning(*markers: str) -> list[str]:
     """Living (non-zombie) processes whose command line, environment or cwd mention a marker."""
     found = []
@@ -357,7 +363,8 @@ def test_sigterm_stops_the_aggregator_and_everything_it_started(
     try:
         collector.wait_for(project_id, {EventKind.TRAINING_STARTED}, timeout_s=120)
         deadline = time.monotonic() + 60  # until the ServerApp process is up (waiting for learners)
-        while not any("flwr-serverapp" in p for p in _processes_mentioning(str(actors_dir))):
+        # Flower's flwr-serverapp, or a ServerApp forked from FLOps' warm runner (two such processes)
+        while not _serverapp_running(_processes_mentioning(str(actors_dir))):
             assert time.monotonic() < deadline, _processes_mentioning(str(actors_dir))
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
