@@ -145,7 +145,7 @@ class LocalPlan:
             self._refuse_mlflow_in_learner(staged / LEARNER)
             phases["install"] = round(time.monotonic() - started, 3)
             started = time.monotonic()
-            compile_bytecode([staged / AGGREGATOR, staged / LEARNER])
+            compile_bytecode(staged / AGGREGATOR, [staged / LEARNER])
             phases["compile"] = round(time.monotonic() - started, 3)
             started = time.monotonic()
             for role in (AGGREGATOR, LEARNER):

@@ -13,7 +13,7 @@ from fl_actors.superlink import superlink_argv
 def test_the_task_type_is_flowers_serverapp() -> None:
     from flwr.supercore.constant import TaskType
 
-    assert serverapp_executor.SERVER_APP_TASK == TaskType.SERVER_APP.value
+    assert TaskType.SERVER_APP.value == serverapp_executor.SERVER_APP_TASK
 
 
 def test_preload_imports_the_serverapp_mlflow_and_the_flavor_and_forgets_the_repo(tmp_path: Path) -> None:
