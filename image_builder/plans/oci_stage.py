@@ -119,7 +119,11 @@ def _prune_tests(root: Path) -> None:
 def _compile(root: Path) -> None:
     """Bytecode of every module under ``root`` in this layer: actor processes (which may not write
     bytecode) then never compile Flower, MLflow or the ML framework again (``-j 0``: every core)."""
-    subprocess.run([str(PYTHON), "-m", "compileall", "-q", "-j", "0", str(root)], capture_output=True, check=False)
+    subprocess.run(
+        [str(PYTHON), "-m", "compileall", "-q", "-j", "0", "-x", r"[/\\]tests[/\\]", str(root)],
+        capture_output=True,
+        check=False,
+    )
 
 
 def _warm_with_repo(build: Path) -> None:

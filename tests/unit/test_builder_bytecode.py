@@ -35,6 +35,8 @@ def test_shared_modules_take_the_primary_bytecode_and_the_rest_is_compiled(tmp_p
     os.utime(dst / "changed.py", ns=(original.st_atime_ns, original.st_mtime_ns))
     (dst / "only_here.py").write_text("W = 5\n")
     (src / "broken.py").write_text("def (:\n")  # does not compile: skipped, not fatal
+    (src / "tests").mkdir()
+    (src / "tests" / "test_x.py").write_text("T = 1\n")  # never imported by an actor: not compiled
 
     compile_bytecode(primary, [other])
 
@@ -45,6 +47,7 @@ def test_shared_modules_take_the_primary_bytecode_and_the_rest_is_compiled(tmp_p
     assert changed.is_file() and not changed.samefile(src / "__pycache__" / f"changed.{tag}.pyc")
     assert (dst / "__pycache__" / f"only_here.{tag}.pyc").is_file()
     assert not (src / "__pycache__" / f"broken.{tag}.pyc").exists()
+    assert not (src / "tests" / "__pycache__").exists()
     # The interpreter accepts the shared and the compiled bytecode: nothing is rewritten at import.
     code = "import pkg.linked, pkg.copied, pkg.changed, pkg.only_here; assert pkg.changed.Z == 4"
     before = {p: p.stat().st_mtime_ns for p in (dst / "__pycache__").iterdir()}
