@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from flops_manager.cli.client import FlopsClient
 from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite
 
 FINAL = {"succeeded", "failed", "cancelled"}
+LEARNERS = 2  # digits_sklearn SLA
 
 
 def stage_breakdown(project: dict[str, Any]) -> dict[str, float]:
@@ -52,3 +54,42 @@ def cold_and_warm(suite: EmbeddedSuite, client: FlopsClient, home: Path) -> dict
     cold = run_project(client, suite, "digits_sklearn")
     warm = run_project(client, suite, "digits_sklearn")
     return {"P1_cold": cold, "P2_warm": warm}
+
+
+def p90(values: list[float]) -> float:
+    """The 90th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(0.9 * len(ordered)) - 1))]
+
+
+def critical_path(events: list[dict[str, Any]], stages: dict[str, float], deployed_at: float | None) -> dict[str, Any]:
+    """Round overhead, aggregator start to first round, deployment per learner, from a project's events.
+
+    The aggregator is deployed when stage 4 starts (``deployed_at``, with the learners); stage 4 ends
+    when the aggregator submitted the Flower run (TRAINING_STARTED).
+    """
+    rounds = [e for e in events if e["kind"] == "round_completed"]
+    overheads = [
+        float(e["data"]["metrics"].get("round_time_s", 0.0)) - float(e["data"]["metrics"].get("client_compute_s", 0.0))
+        for e in rounds
+    ]
+    submitted = [e["timestamp"] for e in events if e["kind"] == "training_started"]
+    first_round = rounds[0]["timestamp"] if rounds else None
+    deployment = stages.get("4 actor deployment")
+    return {
+        "round_overhead_s_median": round(statistics.median(overheads), 2) if overheads else None,
+        "round_overhead_s_p90": round(p90(overheads), 2) if overheads else None,
+        "aggregator_start_to_first_round_s": round(first_round - deployed_at, 2)
+        if first_round and deployed_at
+        else None,
+        "run_submitted_to_first_round_s": round(first_round - submitted[0], 2) if first_round and submitted else None,
+        "actor_deployment_s_per_learner": round(deployment / LEARNERS, 2) if deployment else None,
+    }
+
+
+def project_critical_path(client: FlopsClient, run: dict[str, Any]) -> dict[str, Any]:
+    """:func:`critical_path` of a project run by :func:`bench.e2e.run_project`, from the API."""
+    events = client.events(run["project_id"])
+    stages = client.project(run["project_id"])["stages"]
+    deployed_at = next((st["started_at"] for st in stages if st["stage"] == 4), None)
+    return critical_path(events, run["stages_s"], deployed_at)

@@ -28,8 +28,8 @@ def run_plain_flower(
 
     ``warm``: each SuperNode in ``--isolation process`` mode with FLOps' warm SuperExec
     (:mod:`fl_actors.clientapp_executor`) instead of Flower's, all else equal. ``fast_poll``
-    (experiment): SuperNodes whose hard-coded 3 s idle poll is cut to 0.5 s
-    (:mod:`bench.supernode_fast_poll`).
+    (experiment): SuperNodes started as FLOps starts them, through
+    :mod:`fl_actors.supernode_launcher` (their waits capped at 0.2 s).
     """
     app = work / "app"
     shutil.copytree(HERE / "plain_flower", app, dirs_exist_ok=True)
@@ -67,7 +67,7 @@ def run_plain_flower(
                 subprocess.Popen(
                     [
                         *(
-                            [str(bin_dir / "python"), "-m", "bench.supernode_fast_poll"]
+                            [str(bin_dir / "python"), "-m", "fl_actors.supernode_launcher"]
                             if fast_poll
                             else [str(bin_dir / "flower-supernode")]
                         ),
@@ -82,7 +82,7 @@ def run_plain_flower(
                         f"idx={i}",
                         *(["--isolation", "process"] if warm else []),
                     ],
-                    env={**node_env, "PYTHONPATH": str(HERE.parent)} if fast_poll else node_env,
+                    env=node_env,
                     cwd=work,
                     stdout=log,
                     stderr=log,
@@ -158,7 +158,7 @@ def run_plain_flower(
             "rounds": rounds,
             "learners": len(data_dirs),
             "clientapps": "warm (FLOps SuperExec)" if warm else "Flower SuperExec",
-            "supernode_idle_poll_s": 0.5 if fast_poll else 3.0,
+            "supernode_idle_poll_s": 0.2 if fast_poll else 3.0,
         }
     finally:
         for proc in procs:

@@ -22,13 +22,14 @@ from fl_actors.diagnostics import error_summary, strip_ansi
 from fl_actors.entrypoint import run_actor
 from fl_actors.flower_cli import FlowerCli, FlowerCliError, RunStatus, write_connection
 from fl_actors.reporting import EventReporter
-from fl_actors.superlink import SuperLinkError, start_superlink
+from fl_actors.superlink import SuperLinkError, start_serverapp_runner, start_superlink
 from flops_common.events import EventKind, Source
 from flops_common.jobs import AggregatorJob
 from flops_common.stages import Stage
 
 log = logging.getLogger("fl_actors.aggregator")
 
+WARM_SERVERAPP = True  # False: Flower's own SuperExec starts a fresh flwr-serverapp for the run
 STATUS_POLL_S = 30.0  # flwr list is a heavy command: the log stream tells when the run ends
 MARGIN_S = 120.0
 
@@ -73,8 +74,10 @@ def follow_run(
     timeout_s: float,
     superlink: subprocess.Popen[bytes],
     log_path: Path,
+    runner: subprocess.Popen[bytes] | None = None,
 ) -> RunStatus:
-    """Wait until the run finishes; raise ``TimeoutError``/``RuntimeError`` if it cannot."""
+    """Wait until the run finishes; raise ``TimeoutError``/``RuntimeError`` if it cannot (also when the
+    warm ServerApp ``runner`` exits: nothing else would run the ServerApp)."""
     deadline = time.monotonic() + timeout_s
     next_status = time.monotonic() + STATUS_POLL_S
     with log_path.open("ab") as log_file:
@@ -83,6 +86,8 @@ def follow_run(
             while True:
                 if superlink.poll() is not None:
                     raise RuntimeError(f"the SuperLink exited (code {superlink.returncode}) during the run")
+                if runner is not None and runner.poll() is not None:
+                    raise RuntimeError(f"the ServerApp runner exited (code {runner.returncode}) during the run")
                 stream_ended = stream.poll() is not None
                 if stream_ended or time.monotonic() >= next_status:
                     status = cli.status(run_id)
@@ -111,16 +116,21 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     cli = FlowerCli(child_env, workdir)
     superlink: subprocess.Popen[bytes] | None = None
     superlink_log: processes.LogTail | None = None
+    runner: subprocess.Popen[bytes] | None = None
     run_id: int | None = None
     try:
-        superlink, superlink_log = start_superlink(job.superlink_port, child_env, workdir)
+        if WARM_SERVERAPP:  # first, so that it imports while the SuperLink starts
+            runner, _ = start_serverapp_runner(job.superlink_port, job.app_dir, job.flavor.value, child_env, workdir)
+        superlink, superlink_log = start_superlink(
+            job.superlink_port, child_env, workdir, warm_serverapp=WARM_SERVERAPP
+        )
         overrides = workdir / "run-config.toml"
         values = run_config.for_job(job, connect_timeout_s(job))
         values.update(json.loads(os.environ.get(env.RUN_CONFIG_OVERRIDES) or "{}"))
         overrides.write_text(run_config.to_toml(values), encoding="utf-8")
         run_id = cli.run(Path(job.app_dir), overrides)
         reporter.publish(EventKind.TRAINING_STARTED, f"Flower run {run_id} submitted", {"run_id": str(run_id)})
-        status = follow_run(cli, run_id, overall_timeout_s(job), superlink, workdir / f"run-{run_id}.log")
+        status = follow_run(cli, run_id, overall_timeout_s(job), superlink, workdir / f"run-{run_id}.log", runner)
         if status.succeeded:
             log.info("Flower run %s completed in %.1f s", run_id, status.elapsed_s)
             return 0
@@ -151,6 +161,8 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     finally:
         if superlink is not None:
             processes.stop_tree(superlink)
+        if runner is not None:
+            processes.stop_tree(runner)
 
 
 def main() -> int:

@@ -24,19 +24,25 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 log = logging.getLogger("fl_actors.clientapp_executor")
 
 POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"  # the same variable Flower's SuperExec reads
 DEFAULT_POLL_S = 0.2
+CLIENT_APP_TASK = "flwr-clientapp"  # flwr.supercore.constant.TaskType.CLIENT_APP
+CLIENT_APP_MODULES = ("flwr.supernode.runtime.run_clientapp", "flwr.clientapp", "fl_actors.client_app")
 
 
-def preload(app_dir: str | None) -> list[str]:
-    """Import what every ClientApp process needs; return the names of the repo modules imported."""
-    importlib.import_module("flwr.supernode.runtime.run_clientapp")
-    importlib.import_module("flwr.clientapp")
-    importlib.import_module("fl_actors.client_app")
+def preload(app_dir: str | None, modules: Sequence[str] = CLIENT_APP_MODULES) -> list[str]:
+    """Import ``modules`` (what every task process needs) and the third-party modules the repo's
+    ``model_manager`` imports; return the names of the repo modules imported (and forgotten)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the task process meets (and reports) the same error: only warm less
+            log.warning("could not preload %s (%s: %s)", name, type(exc).__name__, exc)
     if not app_dir:
         return []
     repo = Path(app_dir).resolve()
@@ -94,10 +100,19 @@ def _reap() -> None:
             return
 
 
-def serve(runtime_api_address: str, poll_s: float, parent_pid: int | None) -> None:
-    """Acquire ClientApp tasks from the SuperNode and fork a warm child for each, until stopped."""
+def serve(
+    runtime_api_address: str,
+    poll_s: float,
+    parent_pid: int | None,
+    task_type: str = CLIENT_APP_TASK,
+    run_child: Callable[[str, str, int], None] = _run_child,
+) -> None:
+    """Acquire ``task_type`` tasks from the Runtime API and fork a warm child for each, until stopped.
+
+    ``run_child(runtime_api_address, token, parent_pid)`` runs one task in the forked child and never
+    returns. The ServerApp runner (:mod:`fl_actors.serverapp_executor`) serves its tasks the same way.
+    """
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
-    from flwr.supercore.constant import TaskType
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
@@ -109,7 +124,7 @@ def serve(runtime_api_address: str, poll_s: float, parent_pid: int | None) -> No
         interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
         retry_invoker=make_simple_http_retry_invoker(),
     )
-    request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP.value])
+    request = AcquireTaskRequest(supported_task_types=[task_type])
     try:
         while True:
             if parent_pid is not None and os.getppid() != parent_pid:
@@ -126,7 +141,7 @@ def serve(runtime_api_address: str, poll_s: float, parent_pid: int | None) -> No
                 sys.stdout.flush()
                 sys.stderr.flush()
                 if os.fork() == 0:
-                    _run_child(runtime_api_address, answer.token, os.getppid())
+                    run_child(runtime_api_address, answer.token, os.getppid())
                 continue  # more tasks may be waiting: ask again at once
             time.sleep(poll_s)
     finally:

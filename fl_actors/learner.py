@@ -22,10 +22,9 @@ import time
 import traceback
 from pathlib import Path
 
-from fl_actors import clientapp_executor, env, ml_repo, processes
+from fl_actors import clientapp_executor, env, ml_repo, processes, supernode_launcher
 from fl_actors.diagnostics import error_summary
 from fl_actors.entrypoint import run_actor
-from fl_actors.flower_cli import executable
 from fl_actors.reporting import EventReporter
 from flops_common.events import EventKind, Source
 from flops_common.jobs import LearnerJob
@@ -93,21 +92,23 @@ def wait_until_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: fl
 
 
 def supernode_argv(job: LearnerJob, warm: bool = WARM_CLIENTAPPS) -> list[str]:
-    """The SuperNode command line: insecure link, own Runtime API port, no run-time installs."""
+    """The SuperNode command line (Flower's, through :mod:`fl_actors.supernode_launcher` for its
+    shorter poll): insecure link, own Runtime API port, no run-time installs."""
     isolation = ["--isolation", "process"] if warm else []
-    return [
-        executable("flower-supernode"),
-        "--insecure",
-        "--superlink",
-        job.superlink_address,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(job.supernode_port),
-        "--node-config",
-        f"learner-index={job.learner_index}",
-        *isolation,
-    ]
+    return supernode_launcher.argv(
+        [
+            "--insecure",
+            "--superlink",
+            job.superlink_address,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(job.supernode_port),
+            "--node-config",
+            f"learner-index={job.learner_index}",
+            *isolation,
+        ]
+    )
 
 
 def supernode_env(job: LearnerJob, flwr_home: Path) -> dict[str, str]:

@@ -1,7 +1,10 @@
 """Starting a Flower SuperLink for one project and waiting until it serves.
 
 Flower 1.41's SuperLink serves its Fleet, Control and Runtime APIs on one HTTP port
-(``--port``), so one port per project is all it needs.
+(``--port``), so one port per project is all it needs. With ``warm_serverapp`` the SuperLink runs in
+``--isolation process`` mode and FLOps' warm ServerApp runner (:mod:`fl_actors.serverapp_executor`),
+started *before* the SuperLink so that it imports MLflow and the ML framework while the SuperLink
+starts, takes the run's ServerApp task instead of Flower's SuperExec.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from fl_actors import flower_cli, processes
+from fl_actors import flower_cli, processes, serverapp_executor
 from fl_actors.diagnostics import error_summary
 
 
@@ -25,8 +28,10 @@ class SuperLinkError(RuntimeError):
         self.output = output
 
 
-def superlink_argv(port: int, host: str = "127.0.0.1") -> list[str]:
-    """The command line of a SuperLink that never installs app dependencies at run time."""
+def superlink_argv(port: int, host: str = "127.0.0.1", warm_serverapp: bool = False) -> list[str]:
+    """The command line of a SuperLink that never installs app dependencies at run time; with
+    ``warm_serverapp`` it leaves the ServerApp to an external SuperExec (``--isolation process``)."""
+    isolation = ["--isolation", "process"] if warm_serverapp else []
     return [
         flower_cli.executable("flower-superlink"),
         "--insecure",
@@ -35,7 +40,17 @@ def superlink_argv(port: int, host: str = "127.0.0.1") -> list[str]:
         "--port",
         str(port),
         "--disable-runtime-dependency-installation",
+        *isolation,
     ]
+
+
+def start_serverapp_runner(
+    port: int, app_dir: str, flavor: str, env: Mapping[str, str], cwd: Path, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], processes.LogTail]:
+    """Start the warm ServerApp runner for the SuperLink on ``host:port`` (it waits for the SuperLink)."""
+    return processes.spawn_logged(
+        serverapp_executor.argv(f"{host}:{port}", app_dir, flavor), env, cwd, prefix="[serverapp-runner] "
+    )
 
 
 def is_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
@@ -50,12 +65,17 @@ def is_serving(host: str, port: int, timeout_s: float = 1.0) -> bool:
 
 
 def start_superlink(
-    port: int, env: Mapping[str, str], cwd: Path, timeout_s: float = 300.0, host: str = "127.0.0.1"
+    port: int,
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout_s: float = 300.0,
+    host: str = "127.0.0.1",
+    warm_serverapp: bool = False,
 ) -> tuple[subprocess.Popen[bytes], processes.LogTail]:
     """Start ``flower-superlink`` and return once it answers HTTP; raise ``SuperLinkError`` if not."""
     if is_serving(host, port):
         raise SuperLinkError(f"port {port} on {host} is already in use: cannot start the SuperLink")
-    proc, tail = processes.spawn_logged(superlink_argv(port, host), env, cwd, prefix="[superlink] ")
+    proc, tail = processes.spawn_logged(superlink_argv(port, host, warm_serverapp), env, cwd, prefix="[superlink] ")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

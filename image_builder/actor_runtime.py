@@ -27,18 +27,6 @@ RUNTIME_PACKAGES = ("fl_actors", "flops_common")
 # The Oakestra FLOps addon's library, under its import path: copied only for repos that import it.
 COMPAT_PACKAGE = "flops_utils"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-# Imported once when a runtime is built, so its bytecode is there: a SuperNode starts a process per
-# message, and without bytecode (e.g. PYTHONDONTWRITEBYTECODE=1) each one compiles Flower again.
-# The repo's own imports (e.g. scikit-learn) are compiled by the import check, which imports the repo.
-LEARNER_WARM_MODULES = ("numpy", "flwr.app", "flwr.clientapp", "flwr.supernode", "fl_actors.client_app")
-AGGREGATOR_WARM_MODULES = (
-    "numpy",
-    "flwr.app",
-    "flwr.serverapp",
-    "flwr.serverapp.strategy",
-    "flwr.superlink",
-    "fl_actors.server_app",
-)
 
 
 def learner_requirements(flavor: str) -> tuple[str, ...]:
@@ -49,11 +37,6 @@ def learner_requirements(flavor: str) -> tuple[str, ...]:
 def aggregator_requirements(flavor: str) -> tuple[str, ...]:
     """What an aggregator runtime installs besides the repo's dependencies: the learner's plus MLflow."""
     return (*AGGREGATOR_REQUIREMENTS, *AGGREGATOR_FLAVOR_REQUIREMENTS.get(flavor, ()))
-
-
-def warm_modules(aggregator: bool) -> tuple[str, ...]:
-    """Modules whose bytecode a runtime should hold (those that fail to import are skipped)."""
-    return AGGREGATOR_WARM_MODULES if aggregator else LEARNER_WARM_MODULES
 
 
 def package_dir(name: str) -> Path:

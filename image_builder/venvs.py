@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +18,10 @@ from image_builder.uv_tool import UvError, run_uv, uv_environment
 
 COMPLETE_MARKER = ".flops-env-complete"
 OFFLINE_FIRST_ENV = "FLOPS_UV_OFFLINE_FIRST"
-WARM_UP_TIMEOUT_S = 600
+COMPILE_TIMEOUT_S = 600
+# Test suites inside packages (a quarter of an aggregator runtime's modules: pandas, scipy, sklearn,
+# numpy) are never imported by an actor: not worth compiling.
+NOT_COMPILED = r"[/\\]tests[/\\]"
 
 
 def offline_first() -> bool:
@@ -81,37 +86,79 @@ def create_runtime(
     copy_runtime_packages(site_packages(env), packages)
 
 
-def warm_up(envs: Sequence[tuple[Path, Sequence[str]]]) -> None:
-    """Import each env's modules once, all envs in parallel, so their bytecode is written.
-
-    Actor processes then start without compiling (they may run with PYTHONDONTWRITEBYTECODE=1, and a
-    Flower SuperNode starts one per message). Modules that fail to import are skipped.
-    """
-    # The script is the oci stage's (standard library only, it runs inside image builds); imported here
-    # because ``image_builder.plans`` imports this module.
-    from image_builder.plans.oci_stage import WARM_UP_SCRIPT
-
-    procs = [
-        subprocess.Popen(
-            [str(env_python(env)), "-I", "-c", WARM_UP_SCRIPT, *modules],
+def _compileall(env: Path) -> None:
+    """``compileall`` of an env's ``site-packages`` on every core; files that do not compile (templates,
+    Python 2 leftovers) are skipped."""
+    with contextlib.suppress(subprocess.TimeoutExpired):  # modules left uncompiled compile at first import
+        subprocess.run(
+            [
+                str(env_python(env)),
+                "-I",
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "-x",
+                NOT_COMPILED,
+                str(site_packages(env)),
+            ],
             cwd=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            timeout=COMPILE_TIMEOUT_S,
+            check=False,
         )
-        for env, modules in envs
-        if modules
-    ]
-    deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+
+
+def _same_source(a: Path, b: Path) -> bool:
+    """Whether two module files are the same file (uv hard-links both envs to its cache) or equal bytes
+    with the size and mtime a ``.pyc`` records."""
     try:
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        if a.samefile(b):
+            return True
+        sa, sb = a.stat(), b.stat()
+    except OSError:
+        return False
+    return int(sa.st_mtime) == int(sb.st_mtime) and sa.st_size == sb.st_size and filecmp.cmp(a, b, shallow=False)
+
+
+def share_bytecode(source: Path, target: Path) -> int:
+    """Link ``source``'s ``.pyc`` files into ``target`` where ``target`` has the same module source;
+    return how many. A ``.pyc`` is checked against its source's mtime and size, both equal here."""
+    src_root, dst_root = site_packages(source), site_packages(target)
+    shared = 0
+    for pyc in src_root.rglob("__pycache__/*.pyc"):
+        package = pyc.parent.parent
+        module = pyc.name.split(".", 1)[0] + ".py"
+        dst_dir = dst_root / package.relative_to(src_root)
+        if not _same_source(package / module, dst_dir / module):
+            continue
+        dst_cache = dst_dir / "__pycache__"
+        dst_cache.mkdir(exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            try:
+                os.link(pyc, dst_cache / pyc.name)
+            except OSError:
+                shutil.copy2(pyc, dst_cache / pyc.name)
+            shared += 1
+    return shared
+
+
+def compile_bytecode(primary: Path, others: Sequence[Path] = ()) -> None:
+    """Compile every module of the envs' ``site-packages`` to bytecode, each module once.
+
+    Actor processes run with ``PYTHONDONTWRITEBYTECODE=1`` on some machines (and in read-only images),
+    so a module without a ``.pyc`` is compiled again by every process that imports it: ``mlflow``
+    alone costs seconds per aggregator start. ``compileall`` (timestamp-checked ``.pyc`` files, valid
+    after the env is renamed into place) writes them all once at build time: ``primary`` (the superset)
+    first; the ``others`` take its ``.pyc`` of the modules they share and compile only the rest.
+    """
+    _compileall(primary)
+    for env in others:
+        share_bytecode(primary, env)
+        _compileall(env)
 
 
 def mark_complete(env: Path, record: dict[str, object]) -> None:

@@ -18,7 +18,6 @@ from image_builder.actor_runtime import (
     MLFLOW_DISTRIBUTIONS,
     aggregator_requirements,
     learner_requirements,
-    warm_modules,
 )
 from image_builder.dependencies import Dependencies
 from image_builder.errors import BuildError
@@ -27,7 +26,7 @@ from image_builder.publish import publish_local, published_manifest
 from image_builder.steps import BuildStep
 from image_builder.timing import StepRecorder
 from image_builder.uv_tool import UvError, failure_summary
-from image_builder.venvs import create_runtime, env_python, freeze, is_complete, mark_complete, warm_up
+from image_builder.venvs import compile_bytecode, create_runtime, env_python, freeze, is_complete, mark_complete
 from image_builder.workspace import exclusive, move_into_place
 
 LEARNER = "learner"
@@ -104,7 +103,7 @@ class LocalPlan:
     def _runtimes(self, deps: Dependencies, job: BuildJob, phases: dict[str, float]) -> tuple[Path, Path, bool]:
         """Both runtimes for ``deps``: reused if complete, else built in scratch and renamed into place.
 
-        ``phases`` receives the seconds of each part (install, warm_up, move).
+        ``phases`` receives the seconds of each part (install, compile, move).
         """
         learner = env_dir(self.root, deps.hash, LEARNER)
         aggregator = env_dir(self.root, deps.hash, AGGREGATOR)
@@ -148,13 +147,8 @@ class LocalPlan:
             self._refuse_mlflow_in_learner(staged / LEARNER)
             phases["install"] = round(time.monotonic() - started, 3)
             started = time.monotonic()
-            warm_up(
-                [
-                    (staged / AGGREGATOR, warm_modules(aggregator=True)),
-                    (staged / LEARNER, warm_modules(aggregator=False)),
-                ]
-            )
-            phases["warm_up"] = round(time.monotonic() - started, 3)
+            compile_bytecode(staged / AGGREGATOR, [staged / LEARNER])
+            phases["compile"] = round(time.monotonic() - started, 3)
             started = time.monotonic()
             for role in (AGGREGATOR, LEARNER):
                 mark_complete(staged / role, {**marker, "role": role})

@@ -98,20 +98,6 @@ COPY opt/ /opt/flops/
 RUN ["/opt/flops/venv/bin/python", "/opt/flops/tools/oci_stage.py", "{check}", "{app_dir}"]
 {labels}
 """
-# Imported once in the dependency layers so actor processes start from bytecode.
-# The Flower CLIs (flower-superlink, flower-supernode, flower-superexec, flwr) import most of what runs:
-# compiling them at first use costs ~8 s per process tree in a fresh container.
-FLOWER_WARM_MODULES = (
-    "numpy",
-    "flwr.app",
-    "flwr.clientapp",
-    "flwr.serverapp",
-    "flwr.serverapp.strategy",
-    "flwr.superlink.cli",
-    "flwr.supernode.cli",
-    "flwr.supercore.cli",
-    "flwr.cli.app",
-)
 
 
 def label_instruction(labels: dict[str, str]) -> str:
@@ -299,7 +285,7 @@ class OciPlan:
             aggregator_fresh = not self._have(aggregator_deps_ref)
             if aggregator_fresh:
                 started = time.monotonic()
-                self._build_aggregator_layer(deps_ref, job.key.flavor.value, aggregator_deps_ref)
+                self._build_aggregator_layer(deps_ref, aggregator_deps_ref)
                 phases["aggregator"] = round(time.monotonic() - started, 3)
                 built.append(aggregator_deps_ref)
             info.update(reused=reused, dependency_hash=deps.hash, deps_image=deps_ref, phases=phases)
@@ -425,7 +411,6 @@ class OciPlan:
             "requirements.txt": "".join(f"{r}\n" for r in deps.requirements).encode(),
             "learner.in": "".join(f"{r}\n" for r in learner_requirements(flavor)).encode(),
             "aggregator.in": "".join(f"{r}\n" for r in aggregator_requirements(flavor)).encode(),
-            "warm.txt": "\n".join(FLOWER_WARM_MODULES).encode(),
         }
         with self._served(files) as url:
             context = self.scratch / "context-deps"
@@ -433,9 +418,8 @@ class OciPlan:
             (context / "Dockerfile").write_text(DEPS_DOCKERFILE.format(base=self.base_image, url=url))
             self._docker_build(context, "Dockerfile", tag, "dependencies", BuildStep.ENVIRONMENTS)
 
-    def _build_aggregator_layer(self, deps_ref: str, flavor: str, tag: str) -> None:
-        warm = ("mlflow", f"mlflow.{flavor}")
-        with self._served({"warm.txt": "\n".join(warm).encode()}) as url:
+    def _build_aggregator_layer(self, deps_ref: str, tag: str) -> None:
+        with self._served({}) as url:
             context = self.scratch / "context-aggregator"
             context.mkdir()
             (context / "Dockerfile").write_text(AGGREGATOR_DOCKERFILE.format(deps=deps_ref, url=url))

@@ -8,7 +8,7 @@
 URL is where the builder serves this build's inputs on 127.0.0.1 for the duration of the build (the
 legacy builder has no ``RUN --mount``): ``uv`` (the builder's binary), ``ca.crt`` when the host has one
 (a TLS-intercepting proxy may sit between the build and the index), ``requirements.txt`` (the repo's),
-``learner.in``, ``aggregator.in`` (what FLOps adds), ``warm.txt`` (modules to compile). They are fetched
+``learner.in``, ``aggregator.in`` (what FLOps adds). They are fetched
 into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
 Failures print one ``FLOPS_STAGE_FAILED`` line (JSON) and exit non-zero; ``check`` prints one
 ``FLOPS_PROBE_RESULT`` line (JSON) either way.
@@ -49,16 +49,7 @@ MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
 # Test suites shipped inside these packages are never imported by an actor (tens of MB).
 PRUNE_TESTS_OF = ("numpy", "scipy", "sklearn", "pandas", "matplotlib", "networkx", "sympy", "statsmodels", "skimage")
 PROBE_TIMEOUT_S = 300
-_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "warm.txt", "opt.tar")
-# Also used by the local plan (``image_builder.venvs``): this file must stay standard library only.
-WARM_UP_SCRIPT = """
-import importlib, sys
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-    except BaseException:
-        pass
-"""
+_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar")
 
 
 def _fail(phase: str, message: str, output: str = "") -> None:
@@ -130,12 +121,14 @@ def _prune_tests(root: Path) -> None:
                 shutil.rmtree(tests, ignore_errors=True)
 
 
-def _warm(build: Path) -> None:
-    """Import the modules the actors start with once, so their bytecode is in the layer."""
-    warm = build / "warm.txt"
-    modules = warm.read_text().split() if warm.is_file() else []
-    if modules:
-        subprocess.run([str(PYTHON), "-c", WARM_UP_SCRIPT, *modules], capture_output=True, check=False, timeout=600)
+def _compile(root: Path) -> None:
+    """Bytecode of every module under ``root`` in this layer: actor processes (which may not write
+    bytecode) then never compile Flower, MLflow or the ML framework again (``-j 0``: every core)."""
+    subprocess.run(
+        [str(PYTHON), "-m", "compileall", "-q", "-j", "0", "-x", r"[/\\]tests[/\\]", str(root)],
+        capture_output=True,
+        check=False,
+    )
 
 
 def _warm_with_repo(build: Path) -> None:
@@ -212,8 +205,7 @@ def deps(build: Path) -> None:
     site = _site_packages()
     (site / "flops.pth").write_text(f"{LIB}\n{EXTRA}\n")
     _prune_tests(site)
-    subprocess.run([str(PYTHON), "-m", "compileall", "-q", "-j", "0", str(site / "flwr")], check=False)
-    _warm(build)
+    _compile(site)
     _warm_with_repo(build)
     print(f"learner venv: {len(have)} packages; the aggregator adds {len(extra)}", flush=True)
 
@@ -226,7 +218,7 @@ def aggregator(build: Path) -> None:
         _pip_install(build, "--target", str(EXTRA), "--no-deps", "--requirement", str(EXTRA_PINS))
         shutil.rmtree(EXTRA / "bin", ignore_errors=True)
         _prune_tests(EXTRA)
-    _warm(build)
+        _compile(EXTRA)
     print(f"aggregator adds {len(pins)} packages", flush=True)
 
 

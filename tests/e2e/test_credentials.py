@@ -209,7 +209,7 @@ def test_project_trains_through_authenticated_services_and_no_secret_leaks(
             assert not any(_leaks(env, {"mlflow": mlflow_pw}) for env in environs), f"{service} got MLflow's"
     service_cmdlines = [b" ".join(cmd.split(b"\0")) for _pid, cmd in sampler.cmdlines]
     assert any(b"flower-superlink" in c for c in service_cmdlines)
-    assert any(b"flower-supernode" in c for c in service_cmdlines)
+    assert any(b"fl_actors.supernode_launcher" in c for c in service_cmdlines)  # flower-supernode
 
     needles = _needles(creds)
     leaks: list[str] = []

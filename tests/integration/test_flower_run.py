@@ -151,6 +151,12 @@ def partitions(workdir: Path) -> list[Path]:
     return dirs
 
 
+def _serverapp_running(processes: list[str]) -> bool:
+    """Whether a ServerApp task process is among ``processes`` (command lines)."""
+    warm = sum("fl_actors.serverapp_executor" in p for p in processes)
+    return warm >= 2 or any("flwr-serverapp" in p for p in processes)
+
+
 def _processes_mentioning(*markers: str) -> list[str]:
     """Living (non-zombie) processes whose command line, environment or cwd mention a marker."""
     found = []
@@ -344,8 +350,8 @@ def test_sigterm_stops_the_aggregator_and_everything_it_started(
     try:
         collector.wait_for(project_id, {EventKind.TRAINING_STARTED}, timeout_s=120)
 
-        def serverapp_up() -> bool:  # waiting for learners
-            return any("flwr-serverapp" in p for p in _processes_mentioning(str(actors_dir)))
+        def serverapp_up() -> bool:  # Flower's flwr-serverapp, or a ServerApp forked by FLOps' warm runner
+            return _serverapp_running(_processes_mentioning(str(actors_dir)))
 
         assert sigterm_when(proc, serverapp_up, timeout_s=60, poll_s=0.5, exit_timeout_s=60) == 143
     finally:
