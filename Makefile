@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 export FLOPS_HOME ?= $(CURDIR)/var
 export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
+# Bytecode at install time: where PYTHONDONTWRITEBYTECODE is set, every process would compile its imports again.
+export UV_COMPILE_BYTECODE ?= 1
 UV ?= uv
 
 .PHONY: deps venv up down demo test lint bench clean
