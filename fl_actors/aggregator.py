@@ -159,10 +159,7 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
         )
         return 1
     finally:
-        if superlink is not None:
-            processes.stop_tree(superlink)
-        if runner is not None:
-            processes.stop_tree(runner)
+        processes.stop_trees(superlink, runner)
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 log = logging.getLogger("fl_actors.clientapp_executor")
 
@@ -68,25 +69,37 @@ def forget_modules_under(directory: Path) -> list[str]:
     return gone
 
 
-def _run_child(runtime_api_address: str, token: str, parent_pid: int) -> None:
-    """In the forked child: run one ClientApp task with Flower's own runtime, then exit."""
+def run_task_and_exit(task: Callable[[], None], what: str) -> NoReturn:
+    """In a forked child: run one Flower task with default signal handling, then exit with its code.
+
+    Flower's runtimes end every task with ``sys.exit``; anything else is logged and exits 1.
+    """
     code = 1
     try:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        from flwr.supernode.runtime.run_clientapp import run_clientapp
-
-        run_clientapp(runtime_api_address=runtime_api_address, token=token, insecure=True, parent_pid=parent_pid)
+        task()
         code = 0
-    except SystemExit as exc:  # flwr_exit ends every task with sys.exit
+    except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
-        log.exception("ClientApp task failed")
+        log.exception("%s task failed", what)
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _run_child(runtime_api_address: str, token: str, parent_pid: int) -> None:
+    """In the forked child: run one ClientApp task with Flower's own runtime, then exit."""
+
+    def task() -> None:
+        from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+        run_clientapp(runtime_api_address=runtime_api_address, token=token, insecure=True, parent_pid=parent_pid)
+
+    run_task_and_exit(task, "ClientApp")
 
 
 def _reap() -> None:

@@ -160,10 +160,7 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
             return 1
         return 0
     finally:
-        if supernode is not None:
-            processes.stop_tree(supernode)
-        if executor is not None:
-            processes.stop_tree(executor)
+        processes.stop_trees(supernode, executor)
 
 
 def main() -> int:

@@ -104,6 +104,13 @@ def spawn(
     )
 
 
+def stop_trees(*procs: subprocess.Popen[bytes] | None) -> None:
+    """``stop_tree`` of each process that was started (None: never started), in order."""
+    for proc in procs:
+        if proc is not None:
+            stop_tree(proc)
+
+
 def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
     """Stop a child, its process group and every descendant: SIGTERM, then SIGKILL after ``grace_s``."""
     tree = descendants(proc.pid)

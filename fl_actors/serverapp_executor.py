@@ -46,10 +46,8 @@ def modules_for(flavor: str) -> tuple[str, ...]:
 
 def _run_child(runtime_api_address: str, token: str, parent_pid: int) -> None:
     """In the forked child: run the ServerApp task as ``flwr-serverapp`` would, then exit."""
-    code = 1
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
+
+    def task() -> None:
         from queue import Queue
 
         from flwr.supercore.logger import mirror_output_to_queue, restore_output
@@ -67,16 +65,8 @@ def _run_child(runtime_api_address: str, token: str, parent_pid: int) -> None:
             runtime_dependency_install=False,
         )
         restore_output()
-        code = 0
-    except SystemExit as exc:  # flwr_exit ends the task with sys.exit
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        log.exception("ServerApp task failed")
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+
+    clientapp_executor.run_task_and_exit(task, "ServerApp")
 
 
 def argv(runtime_api_address: str, app_dir: str | None, flavor: str, parent_pid: int | None = None) -> list[str]:

@@ -241,15 +241,8 @@ def check(app_dir: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "TZ")}
         env.update({"FLOPS_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"})
         try:
-            proc = subprocess.run(
-                [str(PYTHON), "-I", str(PROBE), str(app_dir), str(result_file)],
-                cwd=app_dir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=PROBE_TIMEOUT_S,
-                check=False,
-            )
+            probe = [str(PYTHON), "-I", str(PROBE), str(app_dir), str(result_file)]
+            proc = subprocess.run(probe, cwd=app_dir, env=env, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             result = {"ok": False, "what": "import check", "error": f"took longer than {PROBE_TIMEOUT_S} s"}
         else:

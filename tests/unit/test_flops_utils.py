@@ -14,6 +14,7 @@ from flops_utils.ml_repo_building_blocks import load_dataset
 from flops_utils.ml_repo_templates import DataManagerTemplate, ModelManagerTemplate
 from flops_utils.node_data import NodeDataError
 from flops_utils.types import MLModelFlavor
+from image_builder.probe import REQUIRED_METHODS
 from tests.helpers.parquet_digits import write_digits_parquet
 
 
@@ -76,12 +77,5 @@ def test_templates_are_the_contract() -> None:
             return [1], [2]
 
     assert Data().get_data() == ([1], [2])
-    assert set(ModelManagerTemplate.__abstractmethods__) == {
-        "set_model_data",
-        "get_model",
-        "get_model_parameters",
-        "set_model_parameters",
-        "fit_model",
-        "evaluate_model",
-    }
+    assert set(ModelManagerTemplate.__abstractmethods__) == set(REQUIRED_METHODS)
     assert str(MLModelFlavor.PYTORCH) == "pytorch"
