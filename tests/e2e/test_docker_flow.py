@@ -28,7 +28,7 @@ from flops_manager.orchestrator.docker_base import instance_id
 from flops_manager.registry.oci import OciRegistry
 from flops_suite.embedded import EmbeddedSuite
 from flops_suite.example_repos import publish_repo
-from tests.e2e.conftest import example_sla, wait_final, wait_stage
+from tests.e2e.conftest import assert_no_internals, example_sla, wait_final, wait_stage
 from tests.e2e.containers import DockerEngine, interfaces, labelled_containers, suite_on_engine
 from tests.e2e.learning import assert_learned
 
@@ -146,6 +146,8 @@ def test_second_run_hits_the_registry_cache(containers: DockerSetup) -> None:
     # While it trains, the orchestrator finds its containers again by their labels.
     running = wait_stage(setup.admin, accepted["project_id"], 5, timeout_s=180)
     assert running["stage"] == 5, running.get("cause")
+    customer = FlopsClient(setup.suite.api_url, setup.admin.issue_token(running["customer_id"]))
+    assert_no_internals(customer.project(running["id"]), setup.admin.project(running["id"]))  # no container ids
     orchestrator = DockerOrchestrator(
         setup.suite.home / "nodes",
         setup.suite.home / "services",

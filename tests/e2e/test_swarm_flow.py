@@ -21,7 +21,7 @@ from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.docker_base import LABEL_PROJECT
 from flops_manager.orchestrator.swarm import data_tag_label
 from flops_suite.embedded import EmbeddedSuite
-from tests.e2e.conftest import example_sla, wait_final, wait_stage
+from tests.e2e.conftest import assert_no_internals, example_sla, wait_final, wait_stage
 from tests.e2e.containers import (
     DockerEngine,
     free_ports,
@@ -112,6 +112,8 @@ def test_digits_project_runs_as_swarm_services_on_labelled_nodes(swarm: SwarmSet
     project_id = accepted["project_id"]
     training = wait_stage(swarm.admin, project_id, 5, timeout_s=600)
     assert training["stage"] == 5, training.get("cause")
+    customer = FlopsClient(swarm.suite.api_url, swarm.admin.issue_token(training["customer_id"]))
+    assert_no_internals(customer.project(project_id), swarm.admin.project(project_id))  # no service or task ids
 
     # While it trains: one Swarm service per learner, constrained to labelled nodes, on the host network.
     services = {s.attrs["Spec"]["Labels"]["org.flops.service"]: s for s in _project_services(swarm, project_id)}
