@@ -58,6 +58,9 @@ class AggregatorJob(BaseModel):
     round_timeout_s: float
     mlflow_tracking_uri: str
     mlflow_experiment: str
+    # Stage 6: the final model becomes a new version of this registered model, with these tags.
+    registered_model: str | None = None
+    model_tags: dict[str, str] = Field(default_factory=dict)
 
 
 class LearnerJob(BaseModel):

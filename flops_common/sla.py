@@ -41,9 +41,14 @@ class StrategyName(StrEnum):
 
 
 class PostTrainingStep(StrEnum):
-    """Anchor post-training steps; accepted and recorded, executed in a later release."""
+    """Anchor post-training steps (stage 6): build a serving artifact of the registered model, deploy it.
+
+    Both deploy spellings start the inference service (the anchor's name and FLOps' earlier one);
+    a deploy step implies the build.
+    """
 
     BUILD_IMAGE_FOR_TRAINED_MODEL = "build_image_for_trained_model"
+    DEPLOY_TRAINED_MODEL_IMAGE = "deploy_trained_model_image"
     DEPLOY_INFERENCE_SERVICE = "deploy_inference_service"
 
 

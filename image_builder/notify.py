@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 class Notifier:
     """Publishes the builder's events for one project (QoS 1, waits for the broker's ack)."""
 
-    def __init__(self, bus: BusConfig, project_id: str) -> None:
+    def __init__(self, bus: BusConfig, project_id: str, stage: Stage = Stage.IMAGE_BUILD) -> None:
         self._publisher = EventPublisher(bus)
         self._project_id = project_id
+        self._stage = stage
         self._connected = False
         self._unreachable = False
 
@@ -33,7 +34,7 @@ class Notifier:
             project_id=self._project_id,
             source=Source.BUILDER,
             kind=kind,
-            stage=Stage.IMAGE_BUILD,
+            stage=self._stage,
             message=message,
             data=data,
         )
@@ -74,6 +75,10 @@ class Notifier:
     def failed(self, step: str, cause: str) -> None:
         """BUILD_FAILED: ``cause`` is the user-facing reason, ``step`` where it happened."""
         self._publish(EventKind.BUILD_FAILED, cause, {"step": step}, final=True)
+
+    def final(self, kind: EventKind, message: str, **data: Any) -> None:
+        """The outcome of another kind of build (e.g. a serving build), retried like the others."""
+        self._publish(kind, message, dict(data), final=True)
 
     def close(self) -> None:
         """Disconnect from the broker."""

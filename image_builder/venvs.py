@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from image_builder.actor_runtime import copy_runtime_packages
+from image_builder.actor_runtime import RUNTIME_PACKAGES, copy_runtime_packages
 from image_builder.uv_tool import UvError, run_uv, uv_environment
 
 COMPLETE_MARKER = ".flops-env-complete"
@@ -62,8 +62,9 @@ def create_runtime(
     find_links: Sequence[str] = (),
     requirement_files: Sequence[Path] = (),
     constraint_files: Sequence[Path] = (),
+    packages: Sequence[str] = RUNTIME_PACKAGES,
 ) -> None:
-    """Create a relocatable virtualenv at ``env`` and install ``requirements`` plus the FLOps packages.
+    """Create a relocatable virtualenv at ``env`` and install ``requirements`` plus the FLOps ``packages``.
 
     The env can be renamed afterwards (entry points locate their Python relatively).
     Raises UvError when uv fails (e.g. the requirements cannot be satisfied).
@@ -85,7 +86,7 @@ def create_runtime(
             run_uv(args, uv_env)
     else:
         run_uv(args, uv_env)
-    copy_runtime_packages(site_packages(env))
+    copy_runtime_packages(site_packages(env), packages)
 
 
 def warm_up(envs: Sequence[tuple[Path, Sequence[str]]]) -> None:
