@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from flops_manager import components
-from flops_manager.api import platform, projects
+from flops_manager.api import inference, platform, projects
 from flops_manager.settings import Settings
 
 
@@ -27,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             parts.engine.stop()
+            http = getattr(app.state, "inference_http", None)
+            if http is not None:
+                await http.aclose()
 
     app = FastAPI(
         title="FLOps manager",
@@ -36,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(platform.router)
     app.include_router(projects.router)
+    app.include_router(inference.router)
     return app
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.serving import RegisteredModel, ServingManifest
 from flops_common.sla import ProjectSLA
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.orchestrator.base import ServiceHandle, ServiceRole
-from flops_manager.projects.models import MlflowRef, Project, StageRecord
+from flops_manager.projects.models import InferenceState, MlflowRef, Project, StageRecord
 
 
 class ServicePublic(BaseModel):
@@ -22,6 +23,15 @@ class ServicePublic(BaseModel):
     role: ServiceRole
     node: str
     state: str = "running"
+
+
+class InferencePublic(BaseModel):
+    """A project's inference service as its owner sees it (call it through ``POST .../predict``)."""
+
+    url: str
+    node: str
+    state: InferenceState
+    ready_seconds: float | None = None
 
 
 class ProjectPublic(BaseModel):
@@ -50,6 +60,10 @@ class ProjectPublic(BaseModel):
     mlflow: MlflowRef | None = None
     final_metrics: dict[str, float] | None = None
     build_step_seconds: dict[str, float] = Field(default_factory=dict)
+    registered_model: RegisteredModel | None = None
+    registration_error: str | None = None
+    serving_step_seconds: dict[str, float] = Field(default_factory=dict)
+    inference: InferencePublic | None = None
     services: list[ServicePublic] = Field(default_factory=list)
 
 
@@ -58,12 +72,14 @@ class ProjectDebug(BaseModel):
 
     services: dict[str, ServiceHandle]
     observer: ServiceHandle | None
+    inference: ServiceHandle | None = None
 
 
 class ProjectAdminView(ProjectPublic):
     """A project as an admin sees it: the public view, the published images and the internals."""
 
     manifest: ImageManifest | None = None
+    serving: ServingManifest | None = None
     debug: ProjectDebug
 
 
@@ -74,8 +90,16 @@ def _services(project: Project) -> list[ServicePublic]:
 
 def public_view(project: Project) -> ProjectPublic:
     """What the project's owner may see."""
-    fields = project.model_dump(include=set(ProjectPublic.model_fields) - {"services"})
-    return ProjectPublic(**fields, services=_services(project))
+    fields = project.model_dump(include=set(ProjectPublic.model_fields) - {"services", "inference"})
+    inference = project.inference
+    shown = (
+        None
+        if inference is None
+        else InferencePublic(
+            url=inference.url, node=inference.node, state=inference.state, ready_seconds=inference.ready_seconds
+        )
+    )
+    return ProjectPublic(**fields, inference=shown, services=_services(project))
 
 
 def admin_view(project: Project) -> ProjectAdminView:
@@ -83,5 +107,10 @@ def admin_view(project: Project) -> ProjectAdminView:
     return ProjectAdminView(
         **public_view(project).model_dump(),
         manifest=project.manifest,
-        debug=ProjectDebug(services=project.services, observer=project.observer),
+        serving=project.serving,
+        debug=ProjectDebug(
+            services=project.services,
+            observer=project.observer,
+            inference=project.inference.handle if project.inference else None,
+        ),
     )
