@@ -103,7 +103,8 @@ def test_serving_build_then_inference_that_outlives_the_project(make_harness: Ha
     assert project.inference is not None and project.inference.state == "starting"
     assert "inference" not in project.services  # not undeployed with the project's services
     spec = h.orchestrator.named(pid, "inference").spec
-    assert spec.role is ServiceRole.INFERENCE and spec.one_shot is False and spec.image == serving_manifest()["artifact"]
+    assert spec.role is ServiceRole.INFERENCE and spec.one_shot is False
+    assert spec.image == serving_manifest()["artifact"]
     assert project.inference.url.startswith("http://127.0.0.1:")
 
     ready(h, pid)
