@@ -37,7 +37,7 @@ print(json.dumps(np.asarray(model.predict(frame)).tolist()))
 """
 
 
-def test_rows(suite: EmbeddedSuite, count: int = 20) -> np.ndarray:
+def sample_rows(suite: EmbeddedSuite, count: int = 20) -> np.ndarray:
     """The first test rows of learner-0's digits, scaled as the examples train on them."""
     with np.load(suite.home / "nodes" / "learner-0" / "data" / "digits" / "part.npz") as part:
         return (part["x_test"][:count] / 16.0).astype(np.float32)
@@ -97,7 +97,7 @@ def check_serving(suite: EmbeddedSuite, admin: FlopsClient, project: dict[str, A
     assert float(version.tags["flops.metric.accuracy"]) == pytest.approx(project["final_metrics"]["accuracy"])
     assert version.run_id == project["mlflow"]["run_id"]
 
-    rows = test_rows(suite)
+    rows = sample_rows(suite)
     runtime = admin.project(project["id"])["serving"]["artifact"]  # the admin view has the runtime's place
     expected = registry_predictions(suite, runtime, model["uri"], rows)
     url = project["inference"]["url"]
