@@ -19,6 +19,10 @@ def main(argv: list[str]) -> int:
     """Serve, or check that a model loads; the exit code tells the outcome."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if argv[:1] == ["--check"] and len(argv) == 2:
+        # The server's modules too: their bytecode is then written once, at build time.
+        import uvicorn  # noqa: F401
+        from mlflow.pyfunc import scoring_server  # noqa: F401
+
         model = load(argv[1])
         print(f"loaded {type(model).__name__} of flavor {model.loader_module}")
         return 0
