@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Protocol
 
 from flops_common.events import EventKind
 from flops_common.serving import ServingBuildJob, ServingManifest
@@ -14,7 +15,7 @@ from image_builder.errors import BuildError
 from image_builder.notify import Notifier
 from image_builder.plans.serving_local import LocalServingPlan
 from image_builder.redact import redact
-from image_builder.service import BuildStopped
+from image_builder.service import BuildStopped, oci_work_dir
 from image_builder.serving_download import download_model
 from image_builder.serving_runtime import model_requirements, serving_requirements
 from image_builder.steps import BuildStep
@@ -24,13 +25,31 @@ from image_builder.workspace import new_scratch, sweep_stale
 log = logging.getLogger(__name__)
 
 
+class ServingPlan(Protocol):
+    """Builds and publishes the serving artifact of one registered model version."""
+
+    def published(self, job: ServingBuildJob) -> ServingManifest | None:
+        """The manifest already published for ``job.model``, if any."""
+        ...
+
+    def build(self, model_dir: Path, requirements: list[str], job: ServingBuildJob) -> ServingManifest:
+        """Build from the downloaded ``model_dir``, check, publish; raises BuildError naming the step."""
+        ...
+
+
+def make_serving_plan(job: ServingBuildJob, scratch: Path, recorder: StepRecorder) -> ServingPlan:
+    """The plan ``job.plan`` names: ``local`` (a runtime in the registry directory) or ``oci`` (an image)."""
+    if job.plan == "local":
+        return LocalServingPlan(Path(job.registry), scratch, recorder)
+    if job.plan == "oci":
+        from image_builder.plans.serving_oci import OciServingPlan  # needs the docker SDK
+
+        return OciServingPlan(job, scratch, recorder)
+    raise BuildError(BuildStep.SERVING_ENVIRONMENT, f"serving plan {job.plan!r} is not available (known: local, oci)")
+
+
 def _build(job: ServingBuildJob, scratch: Path, recorder: StepRecorder, notifier: Notifier) -> ServingManifest:
-    if job.plan != "local":
-        raise BuildError(
-            BuildStep.SERVING_ENVIRONMENT,
-            f"serving plan {job.plan!r} is not available; serving builds run with the local plan",
-        )
-    plan = LocalServingPlan(Path(job.registry), scratch, recorder)
+    plan = make_serving_plan(job, scratch, recorder)
     existing = plan.published(job)
     if existing is not None:
         notifier.log(f"{job.model.name} version {job.model.version} is already served from the registry; no build")
@@ -48,7 +67,7 @@ def run_serving_build(job: ServingBuildJob) -> int:
     """Build ``job``, report every step and the outcome over MQTT; return the exit code (0 or 1)."""
     notifier = Notifier(job.bus, job.project_id, stage=Stage.POST_TRAINING)
     recorder = StepRecorder(notifier)
-    root = Path(job.registry).resolve()
+    root = Path(job.registry).resolve() if job.plan == "local" else oci_work_dir()
     scratch: Path | None = None
     log.info("building the serving runtime of %s (%s plan)", job.model.uri, job.plan)
     try:
