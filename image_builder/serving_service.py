@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 from pathlib import Path
 from typing import Protocol
 
@@ -91,6 +92,8 @@ def run_serving_build(job: ServingBuildJob) -> int:
         return 1
     else:
         log.info("serving runtime of %s ready in %.1f s", job.model.uri, manifest.build_seconds)
+        # Told of success, the manager undeploys this builder: the cleanup below must not be cut short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         notifier.final(
             EventKind.SERVING_BUILD_SUCCEEDED,
             f"serving runtime of {job.model.name} version {job.model.version} built in {manifest.build_seconds:.1f} s",
