@@ -103,10 +103,14 @@ class LocalServingPlan:
 
 
 def check_loads(runtime: Path, model_dir: Path) -> str:
-    """Load the model in ``runtime`` as the inference service will; the loader's line, or BuildError."""
+    """Load the model in ``runtime`` as the inference service will; the loader's line, or BuildError.
+
+    ``-I`` ignores ``PYTHONDONTWRITEBYTECODE``: the check writes the bytecode of MLflow, the flavor and
+    the server into the runtime once, so the inference service starts without compiling them.
+    """
     try:
         proc = subprocess.run(
-            [str(env_python(runtime)), "-m", "inference", "--check", str(model_dir)],
+            [str(env_python(runtime)), "-I", "-m", "inference", "--check", str(model_dir)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
