@@ -82,6 +82,13 @@ def registry_predictions(suite: EmbeddedSuite, runtime: str, uri: str, rows: np.
     return np.asarray(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def as_array(predictions: list[Any]) -> np.ndarray:
+    """MLflow's ``predictions``: a list of values, or of column -> value records (a DataFrame's answer)."""
+    if predictions and isinstance(predictions[0], dict):
+        return np.asarray([list(record.values()) for record in predictions])
+    return np.asarray(predictions)
+
+
 def served_project(suite: EmbeddedSuite, admin: FlopsClient, example: str, **training: Any) -> dict[str, Any]:
     """Run ``example`` with both post-training steps until it ends; assert it serves."""
     sla = example_sla(suite, example, **training)
@@ -117,10 +124,10 @@ def check_serving(suite: EmbeddedSuite, admin: FlopsClient, project: dict[str, A
     for body, content_type in ((as_csv(rows), "text/csv"), (as_split_json(rows), "application/json")):
         answer = httpx.post(f"{url}/invocations", content=body, headers={"Content-Type": content_type}, timeout=60)
         assert answer.status_code == 200, answer.text
-        served = np.asarray(answer.json()["predictions"])
+        served = as_array(answer.json()["predictions"])
         assert served.shape == expected.shape and np.array_equal(served.astype(expected.dtype), expected)
         through_manager = admin.predict(project["id"], body, content_type)
-        assert np.array_equal(np.asarray(through_manager["predictions"]).astype(expected.dtype), expected)
+        assert np.array_equal(as_array(through_manager["predictions"]).astype(expected.dtype), expected)
 
     other = FlopsClient(suite.api_url, admin.issue_token(f"other-{flavor}"))
     with pytest.raises(ApiError) as refused:
