@@ -7,7 +7,7 @@ import logging
 import shutil
 import signal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from flops_common.events import EventKind
 from flops_common.serving import ServingBuildJob, ServingManifest
@@ -64,6 +64,13 @@ def _build(job: ServingBuildJob, scratch: Path, recorder: StepRecorder, notifier
     return plan.build(model_dir, requirements, job)
 
 
+def _outcome(notifier: Notifier, kind: EventKind, message: str, **data: Any) -> None:
+    """Publish the build's outcome; told of it, the manager undeploys this builder, and the cleanup that
+    follows must not be cut short by its SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    notifier.final(kind, message, **data)
+
+
 def run_serving_build(job: ServingBuildJob) -> int:
     """Build ``job``, report every step and the outcome over MQTT; return the exit code (0 or 1)."""
     notifier = Notifier(job.bus, job.project_id, stage=Stage.POST_TRAINING)
@@ -78,23 +85,24 @@ def run_serving_build(job: ServingBuildJob) -> int:
     except BuildError as exc:
         cause = redact(exc.cause, job.tracking_uri)
         log.error("serving build failed at %s: %s", exc.step, cause)
-        notifier.final(EventKind.SERVING_BUILD_FAILED, cause, step=exc.step.value)
+        _outcome(notifier, EventKind.SERVING_BUILD_FAILED, cause, step=exc.step.value)
         return 1
     except Exception as exc:
         step = (recorder.current or BuildStep.DOWNLOAD).value
         cause = redact(f"internal builder error: {type(exc).__name__}: {exc}", job.tracking_uri)
         log.exception("serving build failed at %s", step)
-        notifier.final(EventKind.SERVING_BUILD_FAILED, cause, step=step)
+        _outcome(notifier, EventKind.SERVING_BUILD_FAILED, cause, step=step)
         return 1
     except (BuildStopped, KeyboardInterrupt):
         step = (recorder.current or BuildStep.DOWNLOAD).value
-        notifier.final(EventKind.SERVING_BUILD_FAILED, "the builder was stopped before the build finished", step=step)
+        _outcome(
+            notifier, EventKind.SERVING_BUILD_FAILED, "the builder was stopped before the build finished", step=step
+        )
         return 1
     else:
         log.info("serving runtime of %s ready in %.1f s", job.model.uri, manifest.build_seconds)
-        # Told of success, the manager undeploys this builder: the cleanup below must not be cut short.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        notifier.final(
+        _outcome(
+            notifier,
             EventKind.SERVING_BUILD_SUCCEEDED,
             f"serving runtime of {job.model.name} version {job.model.version} built in {manifest.build_seconds:.1f} s",
             serving=manifest.model_dump(mode="json"),

@@ -190,7 +190,7 @@ def test_failing_serving_build_fails_only_post_training(
     wheel.unlink()
     project = wait_final(admin, accepted["project_id"], timeout_s=900)
     assert (project["status"], project["failed_stage"]) == ("failed", 6), project.get("cause")
-    assert "serving dependencies" in project["cause"] and "flops-serving-probe" in project["cause"]
+    assert "serving dependencies" in project["cause"] and "flops_serving_probe" in project["cause"]
     assert [s["status"] for s in project["stages"]][-2:] == ["done", "failed"]
     assert project["final_metrics"]["accuracy"] > 0
     model = project["registered_model"]
