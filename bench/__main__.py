@@ -203,6 +203,9 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"In the `make bench` run itself {n} learners ended {old['status']} after {old['wall_s']} s"
                 + (f": {old['cause']}" if old.get("cause") else "."),
             ]
+    serving = RESULTS / "serving.md"  # written by bench/bench_serving.py (run on its own)
+    if serving.is_file():
+        lines.append(serving.read_text())
     return "\n".join(lines) + "\n"
 
 

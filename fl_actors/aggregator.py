@@ -57,6 +57,9 @@ def actor_env(job: AggregatorJob, flwr_home: Path) -> dict[str, str]:
     child.update(env.bus_to_env(job.bus))
     child[env.MLFLOW_TRACKING_URI] = job.mlflow_tracking_uri
     child[env.MLFLOW_EXPERIMENT_NAME] = job.mlflow_experiment
+    if job.registered_model:
+        child[env.REGISTERED_MODEL] = job.registered_model
+        child[env.MODEL_TAGS] = json.dumps(job.model_tags)
     child.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     child.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     return child

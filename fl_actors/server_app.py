@@ -51,6 +51,7 @@ def final_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Train for the configured rounds, log to MLflow, report over MQTT."""
+    from fl_actors.registration import register_final_model
     from fl_actors.tracking import MlflowTracker
 
     settings = RunSettings.from_run_config(context.run_config)
@@ -95,10 +96,11 @@ def main(grid: Grid, context: Context) -> None:
         tracker.end(succeeded=True)
         succeeded = True
         metrics = final_metrics(result.final_metrics)
+        registration = register_final_model(tracker.info.run_id, metrics)
         reporter.publish(
             EventKind.TRAINING_SUCCEEDED,
             f"training finished after {training.training_rounds} rounds: accuracy {metrics['accuracy']}",
-            {"metrics": metrics, "mlflow": tracker.info.as_dict()},
+            {"metrics": metrics, "mlflow": tracker.info.as_dict(), **registration},
         )
     finally:
         if not succeeded:

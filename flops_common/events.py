@@ -26,6 +26,10 @@ class EventKind(StrEnum):
     ROUND_COMPLETED = "round_completed"  # aggregator: data.round, data.metrics
     TRAINING_SUCCEEDED = "training_succeeded"  # (*) aggregator: data.metrics, data.mlflow
     TRAINING_FAILED = "training_failed"  # (*) aggregator: message is the cause
+    SERVING_BUILD_SUCCEEDED = "serving_build_succeeded"  # (*) builder: data.serving (a ServingManifest)
+    SERVING_BUILD_FAILED = "serving_build_failed"  # (*) builder: message is the cause, data.step
+    INFERENCE_READY = "inference_ready"  # (*) inference: answering on data.url, data.seconds
+    INFERENCE_FAILED = "inference_failed"  # (*) inference: message is the cause
 
 
 class Source(StrEnum):
@@ -36,6 +40,7 @@ class Source(StrEnum):
     AGGREGATOR = "aggregator"
     LEARNER = "learner"
     OBSERVER = "observer"
+    INFERENCE = "inference"
 
 
 class Event(BaseModel):

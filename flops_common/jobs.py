@@ -53,6 +53,9 @@ class AggregatorJob(ServiceJob):
     training: TrainingConfiguration  # the SLA's, as submitted: rounds, client counts, strategy, timeouts
     mlflow_tracking_uri: str
     mlflow_experiment: str
+    # Stage 6: the final model becomes a new version of this registered model, with these tags.
+    registered_model: str | None = None
+    model_tags: dict[str, str] = Field(default_factory=dict)
 
 
 class LearnerJob(ServiceJob):

@@ -45,9 +45,10 @@ class StrategyName(StrEnum):
 
 
 class PostTrainingStep(StrEnum):
-    """The addon's post-training steps; accepted and recorded, executed in a later release.
+    """The addon's post-training steps (stage 6): build a serving artifact of the registered model, deploy it.
 
-    ``deploy_inference_service`` (FLOps' earlier name) is read as ``deploy_trained_model_image``.
+    ``deploy_inference_service`` (FLOps' earlier name) is read as ``deploy_trained_model_image``;
+    a deploy step implies the build.
     """
 
     BUILD_IMAGE_FOR_TRAINED_MODEL = "build_image_for_trained_model"

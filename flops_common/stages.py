@@ -11,6 +11,7 @@ class Stage(IntEnum):
     IMAGE_BUILD = 3
     ACTOR_DEPLOYMENT = 4
     TRAINING = 5
+    POST_TRAINING = 6  # when the SLA asks: serving build, inference service
 
     @property
     def label(self) -> str:

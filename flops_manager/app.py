@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from flops_manager import components
-from flops_manager.api import data, platform, projects
+from flops_manager.api import data, inference, platform, projects
 from flops_manager.settings import Settings
 
 
@@ -27,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             parts.engine.stop()
+            http = getattr(app.state, "inference_http", None)
+            if http is not None:
+                await http.aclose()
 
     app = FastAPI(
         title="FLOps manager",
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(platform.router)
     app.include_router(projects.router)
     app.include_router(data.router)
+    app.include_router(inference.router)
     return app
 
 

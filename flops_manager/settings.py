@@ -69,10 +69,18 @@ class Settings(BaseSettings):
 
     admin_token: SecretStr | None = Field(default=None, description="Bearer token of the admin")
 
+    inference_host: str = Field(default="127.0.0.1", description="Address inference services listen on")
+    inference_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of inference services; 0: a free port for each service"
+    )
+
     timeout_image_lookup_s: float = 120.0
     timeout_image_build_s: float = 900.0
     timeout_actor_deployment_s: float = 180.0
     training_timeout_margin_s: float = 120.0
+    timeout_post_training_s: float = Field(
+        default=900.0, description="Stage 6: serving build plus the inference service's start"
+    )
     tick_interval_s: float = 1.0
 
     @cached_property

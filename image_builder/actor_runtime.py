@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 FLWR_REQUIREMENT = "flwr==1.41.0"
@@ -51,10 +52,10 @@ def _source_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
-def runtime_source_hash() -> str:
-    """sha256 over the files of the FLOps packages a runtime may carry."""
+def runtime_source_hash(packages: Sequence[str] = (*RUNTIME_PACKAGES, COMPAT_PACKAGE)) -> str:
+    """sha256 over the files of the FLOps ``packages`` a runtime may carry (default: the actors')."""
     digest = hashlib.sha256()
-    for name in (*RUNTIME_PACKAGES, COMPAT_PACKAGE):
+    for name in packages:
         root = package_dir(name)
         for path in _source_files(root):
             digest.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
@@ -63,7 +64,7 @@ def runtime_source_hash() -> str:
     return digest.hexdigest()
 
 
-def copy_runtime_packages(site_packages: Path, packages: tuple[str, ...] = RUNTIME_PACKAGES) -> None:
-    """Copy the FLOps ``packages`` into a runtime's ``site-packages``."""
+def copy_runtime_packages(site_packages: Path, packages: Sequence[str] = RUNTIME_PACKAGES) -> None:
+    """Copy the FLOps ``packages`` (default: the actors') into a runtime's ``site-packages``."""
     for name in packages:
         shutil.copytree(package_dir(name), site_packages / name, ignore=_IGNORED, dirs_exist_ok=True)

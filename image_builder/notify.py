@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 class Notifier:
     """Publishes the builder's events for one project (QoS 1, waits for the broker's ack)."""
 
-    def __init__(self, bus: BusConfig, project_id: str) -> None:
+    def __init__(self, bus: BusConfig, project_id: str, stage: Stage = Stage.IMAGE_BUILD) -> None:
         self._publisher = EventPublisher(bus)
         self._project_id = project_id
+        self._stage = stage
         self._connected = False
         self._unreachable = False
 
     def _publish(self, kind: EventKind, message: str, data: dict[str, Any], final: bool = False) -> None:
-        event = make_event(self._project_id, Source.BUILDER, kind, message, stage=Stage.IMAGE_BUILD, **data)
+        event = make_event(self._project_id, Source.BUILDER, kind, message, stage=self._stage, **data)
         if not self._connected and self._unreachable and not final:
             log.debug("broker unreachable, not published: %s %s", kind, message)
             return
@@ -67,6 +68,10 @@ class Notifier:
     def failed(self, step: str, cause: str) -> None:
         """BUILD_FAILED: ``cause`` is the user-facing reason, ``step`` where it happened."""
         self._publish(EventKind.BUILD_FAILED, cause, {"step": step}, final=True)
+
+    def final(self, kind: EventKind, message: str, **data: Any) -> None:
+        """The outcome of another kind of build (e.g. a serving build), retried like the others."""
+        self._publish(kind, message, dict(data), final=True)
 
     def close(self) -> None:
         """Disconnect from the broker."""

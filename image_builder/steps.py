@@ -15,3 +15,7 @@ class BuildStep(StrEnum):
     APP = "app"  # the repo code plus the generated Flower app config
     IMPORT_CHECK = "import_check"  # import model_manager in the learner runtime, probe ModelManager()
     PUBLISH = "publish"  # the manifest in the registry
+    # serving builds (stage 6)
+    DOWNLOAD = "download"  # the registered model version's files from MLflow
+    SERVING_ENVIRONMENT = "serving_environment"  # MLflow's scoring server and the flavor's libraries
+    LOAD_CHECK = "load_check"  # load the model in the serving runtime, as the inference service will

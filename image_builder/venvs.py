@@ -59,7 +59,7 @@ def create_runtime(
     find_links: Sequence[str] = (),
     requirement_files: Sequence[Path] = (),
     constraint_files: Sequence[Path] = (),
-    packages: tuple[str, ...] = RUNTIME_PACKAGES,
+    packages: Sequence[str] = RUNTIME_PACKAGES,
 ) -> None:
     """Create a relocatable virtualenv at ``env`` and install ``requirements`` plus the FLOps ``packages``.
 

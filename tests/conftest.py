@@ -22,8 +22,8 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
 
 @pytest.fixture(scope="session")
 def admin(suite: EmbeddedSuite) -> FlopsClient:
-    """An API client with the admin token."""
-    return FlopsClient(suite.api_url, suite.admin_token())
+    """An API client with the admin token (first calls, e.g. loading a mock dataset, can be slow)."""
+    return FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)  # a loaded 2-core machine is slow
 
 
 @pytest.fixture(scope="session")

@@ -103,8 +103,10 @@ def project_timeline(project: ProjectDep, parts: ComponentsDep, after: float = Q
     responses=_NOT_FOUND | {409: {"description": "The project already ended"}},
 )
 def cancel_project(project: ProjectDep, parts: ComponentsDep) -> ProjectAccepted:
-    """Cancel a project: every service of it is undeployed."""
+    """Cancel a project: every service of it is undeployed; an ended project's inference service is stopped."""
     if project.status.is_final:
+        if project.inference is not None and project.inference.live and parts.engine.stop_inference(project.id):
+            return ProjectAccepted(project_id=project.id, status="inference stopped", stage=int(project.stage))
         raise HTTPException(status.HTTP_409_CONFLICT, f"project {project.id} already {project.status.value}")
     parts.engine.cancel(project.id)
     return ProjectAccepted(project_id=project.id, status="cancelling", stage=int(project.stage))

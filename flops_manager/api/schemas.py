@@ -9,8 +9,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from flops_common.image_key import ImageManifest
+from flops_common.serving import ServingManifest
 from flops_manager.orchestrator.base import ServiceHandle, ServiceRole
-from flops_manager.projects.models import Project, ProjectRecord
+from flops_manager.projects.models import InferenceState, Project, ProjectRecord
 
 
 class ServicePublic(BaseModel):
@@ -22,9 +23,19 @@ class ServicePublic(BaseModel):
     state: str = "running"
 
 
+class InferencePublic(BaseModel):
+    """A project's inference service as its owner sees it (call it through ``POST .../predict``)."""
+
+    url: str
+    node: str
+    state: InferenceState
+    ready_seconds: float | None = None
+
+
 class ProjectPublic(ProjectRecord):
     """A project as its owner sees it."""
 
+    inference: InferencePublic | None = None
     services: list[ServicePublic] = Field(default_factory=list)
 
 
@@ -33,12 +44,14 @@ class ProjectDebug(BaseModel):
 
     services: dict[str, ServiceHandle]
     observer: ServiceHandle | None
+    inference: ServiceHandle | None = None
 
 
 class ProjectAdminView(ProjectPublic):
     """A project as an admin sees it: the public view, the published images and the internals."""
 
     manifest: ImageManifest | None = None
+    serving: ServingManifest | None = None
     debug: ProjectDebug
 
 
@@ -49,7 +62,16 @@ def _services(project: Project) -> list[ServicePublic]:
 
 def public_view(project: Project) -> ProjectPublic:
     """What the project's owner may see."""
-    return ProjectPublic(**project.model_dump(include=set(ProjectRecord.model_fields)), services=_services(project))
+    inference = project.inference
+    shown = (
+        None
+        if inference is None
+        else InferencePublic(
+            url=inference.url, node=inference.node, state=inference.state, ready_seconds=inference.ready_seconds
+        )
+    )
+    fields = project.model_dump(include=set(ProjectRecord.model_fields))
+    return ProjectPublic(**fields, inference=shown, services=_services(project))
 
 
 def admin_view(project: Project) -> ProjectAdminView:
@@ -57,5 +79,10 @@ def admin_view(project: Project) -> ProjectAdminView:
     return ProjectAdminView(
         **public_view(project).model_dump(),
         manifest=project.manifest,
-        debug=ProjectDebug(services=project.services, observer=project.observer),
+        serving=project.serving,
+        debug=ProjectDebug(
+            services=project.services,
+            observer=project.observer,
+            inference=project.inference.handle if project.inference else None,
+        ),
     )

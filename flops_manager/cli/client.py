@@ -73,6 +73,16 @@ class FlopsClient:
         """Cancel a project."""
         return self._call("DELETE", f"/api/flops/projects/{project_id}")
 
+    def predict(self, project_id: str, body: bytes, content_type: str) -> Any:
+        """Predictions of a project's served model (MLflow's scoring protocol: CSV or JSON)."""
+        return self._call(
+            "POST", f"/api/flops/projects/{project_id}/predict", content=body, headers={"Content-Type": content_type}
+        )
+
+    def stop_inference(self, project_id: str) -> dict[str, Any]:
+        """Stop a project's inference service."""
+        return self._call("DELETE", f"/api/flops/projects/{project_id}/inference")
+
     def tracking(self) -> dict[str, Any]:
         """The tracking server."""
         return self._call("GET", "/api/flops/tracking")

@@ -128,6 +128,49 @@ def cmd_cancel(client: FlopsClient, args: argparse.Namespace) -> int:
     return 0
 
 
+_CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json"}
+
+
+def cmd_serve(client: FlopsClient, args: argparse.Namespace) -> int:
+    """Wait for a project's inference service and show where it answers (``--stop`` stops it)."""
+    if args.stop:
+        answer = client.stop_inference(args.id)
+        if not _out(answer, args.json):
+            console.print(f"inference service of {args.id} stopped")
+        return 0
+    deadline = time.monotonic() + args.timeout
+    project = client.project(args.id)
+    while (project.get("inference") or {}).get("state") in (None, "starting") and project["status"] not in _FINAL:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        project = client.project(args.id)
+    inference = project.get("inference")
+    if not _out(inference or {"error": "no inference service", "cause": project.get("cause")}, args.json):
+        if inference is None:
+            console.print(f"[red]no inference service[/red] (project {project['status']}: {project.get('cause')})")
+        else:
+            console.print(
+                f"{inference['state']}: {inference['url']} on {inference['node']} "
+                f"(flops predict {args.id} FILE.csv|json)",
+                highlight=False,
+            )
+    return 0 if inference is not None and inference["state"] == "running" else 1
+
+
+def cmd_predict(client: FlopsClient, args: argparse.Namespace) -> int:
+    """Send a CSV or JSON file to the project's model; print the predictions."""
+    path = Path(args.file)
+    content_type = _CONTENT_TYPES.get(path.suffix.lower())
+    if content_type is None:
+        console.print(f"[red]error[/red] {path.name}: give a .csv or .json file")
+        return 2
+    answer = client.predict(args.id, path.read_bytes(), content_type)
+    if not _out(answer, args.json):
+        print(json.dumps(answer) if not isinstance(answer, str) else answer)
+    return 0
+
+
 def cmd_tracking(client: FlopsClient, args: argparse.Namespace) -> int:
     info = client.tracking()
     if not _out(info, args.json):
@@ -182,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a project")
     p.add_argument("id")
     p.set_defaults(fn=cmd_cancel)
+    p = sub.add_parser("serve", help="wait for a project's inference service and show its address")
+    p.add_argument("id")
+    p.add_argument("--stop", action="store_true", help="stop the inference service instead")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for it to answer")
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("predict", help="predictions of a project's served model for a CSV or JSON file")
+    p.add_argument("id")
+    p.add_argument("file", help="CSV with a header row, or JSON (dataframe_split, dataframe_records, instances)")
+    p.set_defaults(fn=cmd_predict)
     sub.add_parser("tracking", help="the MLflow UI").set_defaults(fn=cmd_tracking)
     sub.add_parser("nodes", help="nodes, capabilities, data tags").set_defaults(fn=cmd_nodes)
     p = sub.add_parser("mock", help="give learner nodes a bundled dataset under a data tag")

@@ -39,6 +39,12 @@ def summary_lines(project: dict[str, Any], mlflow_ui: str | None = None) -> list
         lines.append(f"image     {project.get('image_digest')} ({'cache hit' if project['cache_hit'] else 'built'})")
     if project.get("finished_at"):
         lines.append(f"took      {project['finished_at'] - project['created_at']:.1f} s")
+    model = project.get("registered_model")
+    if model:
+        lines.append(f"model     {model['name']} version {model['version']} ({model['uri']})")
+    inference = project.get("inference")
+    if inference:
+        lines.append(f"inference {inference['state']}: {inference['url']} on {inference['node']}")
     if project.get("mlflow"):
         lines.append(f"MLflow    {project['mlflow']['run_url']}")
     elif mlflow_ui:

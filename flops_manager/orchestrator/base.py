@@ -12,6 +12,7 @@ from flops_common.sla import ResourceConstraints
 
 CAP_IMAGE_BUILDER = "image-builder"
 CAP_LEARNER = "learner"
+CAP_INFERENCE = "inference"
 
 
 class ServiceRole(StrEnum):
@@ -21,6 +22,7 @@ class ServiceRole(StrEnum):
     AGGREGATOR = "aggregator"
     LEARNER = "learner"
     OBSERVER = "observer"
+    INFERENCE = "inference"  # a trained model's scoring server; outlives its project
 
 
 class Placement(BaseModel):

@@ -16,7 +16,7 @@ from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.boundaries import Boundaries
 from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec
-from flops_manager.projects.models import Project, StageRecord
+from flops_manager.projects.models import InferenceState, Project, StageRecord
 from flops_manager.projects.repo_refs import resolve_commit
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ class EngineContext(Boundaries):
     resolve_commit: Callable[[str, str | None], str] = resolve_commit
     scheduler: Scheduler = field(default_factory=Scheduler)
     active: dict[str, Project] = field(default_factory=dict)
+    # Ended projects whose inference service still runs (the tick watches it).
+    serving: dict[str, Project] = field(default_factory=dict)
     exited_at: dict[str, float] = field(default_factory=dict)
     listeners: list[ProjectListener] = field(default_factory=list)
 
@@ -134,12 +136,18 @@ class EngineContext(Boundaries):
         if status is ProjectStatus.FAILED:
             project.cause, project.failed_stage = cause, project.stage
         self.undeploy_all(project)
+        if status is not ProjectStatus.SUCCEEDED:
+            self.stop_inference(project, "stopped" if status is ProjectStatus.CANCELLED else "failed")
         self.save(project)
         data: dict[str, Any] = {"status": status.value}
         if project.final_metrics:
             data["metrics"] = project.final_metrics
         if project.mlflow:
             data["mlflow_run_url"] = project.mlflow.run_url
+        if project.registered_model:
+            data["registered_model"] = project.registered_model.model_dump()
+        if project.inference and project.inference.live:
+            data["inference_url"] = project.inference.url
         message = _FINAL_MESSAGE.get(
             status, f"project failed at stage {int(project.stage)} {project.stage.label}: {cause}"
         )
@@ -177,6 +185,15 @@ class EngineContext(Boundaries):
         handle = project.services.pop(name, None)
         if handle is not None:
             self.undeploy(handle)
+
+    def stop_inference(self, project: Project, state: InferenceState) -> None:
+        """Undeploy the project's inference service (if live) and record why it ended."""
+        inference = project.inference
+        self.serving.pop(project.id, None)
+        if inference is None or not inference.live:
+            return
+        self.undeploy(inference.handle)
+        inference.state, inference.stopped_at = state, self.now()
 
     def undeploy_all(self, project: Project) -> None:
         """Remove every service of ``project`` except its observer."""

@@ -17,7 +17,7 @@ from flops_common.events import Event
 from flops_common.sla import ProjectSLA
 from flops_common.stages import Stage
 from flops_manager.boundaries import Boundaries
-from flops_manager.projects import health, lifecycle, transitions
+from flops_manager.projects import health, lifecycle, post_training, transitions
 from flops_manager.projects.context import EngineContext, ProjectListener, Scheduler
 from flops_manager.projects.models import Project, StageRecord
 from flops_manager.projects.sla_policy import check_sla
@@ -86,6 +86,7 @@ class ProjectEngine:
                 lifecycle.start_lookup(ctx, project.id)
             elif project.stage == Stage.IMAGE_LOOKUP and project.commit is None:
                 lifecycle.resolve(ctx, project)
+        post_training.find_again(ctx)
 
     def _run_in_pool(self, work: Callable[[], None]) -> None:
         if self._pool is None:
@@ -111,6 +112,13 @@ class ProjectEngine:
     def cancel(self, project_id: str) -> None:
         """Cancel a project: every service of it is undeployed (asynchronously)."""
         self._worker.call(lambda: lifecycle.cancel(self.ctx, project_id))
+
+    def stop_inference(self, project_id: str) -> bool:
+        """Stop the project's inference service (cancelling the project if it is still in stage 6).
+
+        Returns False when the project has no live inference service.
+        """
+        return self._await(lambda: post_training.stop(self.ctx, project_id))
 
     def reset(self) -> None:
         """Forget every project and event; raises ``ProjectsStillRunning`` while any is active."""

@@ -7,7 +7,7 @@ import re
 from flops_common.events import EventKind
 from flops_common.redaction import redact_url
 from flops_common.stages import Stage
-from flops_manager.orchestrator.base import ServiceHandle, ServiceRole, ServiceState
+from flops_manager.orchestrator.base import ServiceHandle, ServiceRole, ServiceState, ServiceStatus
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import Project
 
@@ -25,6 +25,10 @@ def check_all(ctx: EngineContext) -> None:
             ctx.fail(project, timeout_cause(project, now))
             continue
         check_services(ctx, project, now)
+        if project.id in ctx.active:
+            check_starting_inference(ctx, project, now)
+    for project in list(ctx.serving.values()):
+        check_inference(ctx, project, now)
 
 
 def timeout_cause(project: Project, now: float) -> str:
@@ -70,6 +74,44 @@ def check_services(ctx: EngineContext, project: Project, now: float) -> None:
             f"reporting: {log_tail(ctx, handle)}",
         )
         return
+
+
+def _stopped_for(ctx: EngineContext, handle: ServiceHandle, now: float) -> ServiceStatus | None:
+    """The status of a service that stopped at least ``EXIT_GRACE_S`` ago, else None."""
+    status = ctx.orchestrator.status(handle)
+    if status.state == ServiceState.RUNNING:
+        return None
+    first_seen = ctx.exited_at.setdefault(handle.service_id, now)
+    return status if now - first_seen >= EXIT_GRACE_S else None
+
+
+def check_starting_inference(ctx: EngineContext, project: Project, now: float) -> None:
+    """Stage 6: an inference service that stops before it answers fails the stage."""
+    inference = project.inference
+    if inference is None or not inference.live:
+        return
+    status = _stopped_for(ctx, inference.handle, now)
+    if status is not None:
+        ctx.fail(
+            project,
+            f"the inference service on {inference.node} stopped (exit code {status.exit_code}) before "
+            f"answering: {log_tail(ctx, inference.handle)}",
+        )
+
+
+def check_inference(ctx: EngineContext, project: Project, now: float) -> None:
+    """An ended project's inference service that stopped by itself is recorded as failed."""
+    inference = project.inference
+    if inference is None or not inference.live:
+        ctx.serving.pop(project.id, None)
+        return
+    status = _stopped_for(ctx, inference.handle, now)
+    if status is None:
+        return
+    tail = log_tail(ctx, inference.handle)
+    ctx.stop_inference(project, "failed")
+    ctx.save(project)
+    ctx.emit(project, EventKind.LOG, f"inference service exited (code {status.exit_code}): {tail}")
 
 
 def log_tail(ctx: EngineContext, handle: ServiceHandle) -> str:

@@ -1,5 +1,7 @@
 """The steps that move a project on by themselves: start, image lookup, builder, actor deployment, cancel.
 
+Stage 6 (post-training) has its own module, ``post_training.py``.
+
 Each runs on the engine's worker thread; blocking work (``git ls-remote``) goes to ``ctx.run_io``
 and comes back as a worker command.
 """
@@ -12,7 +14,7 @@ from flops_common.events import EventKind
 from flops_common.image_key import ImageKey, ImageManifest
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.orchestrator.base import PlacementError
-from flops_manager.projects import specs
+from flops_manager.projects import post_training, specs
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import Project
 from flops_manager.projects.repo_refs import RefResolutionError
@@ -122,7 +124,12 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
 
 
 def cancel(ctx: EngineContext, project_id: str) -> None:
-    """Cancel an active project in whatever stage it is: every service of it is undeployed."""
+    """Cancel an active project in whatever stage it is: every service of it is undeployed.
+
+    An ended project's inference service, if it still runs, is stopped.
+    """
     project = ctx.active.get(project_id)
     if project is not None:
         ctx.finish(project, ProjectStatus.CANCELLED)
+    else:
+        post_training.stop(ctx, project_id)

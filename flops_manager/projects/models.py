@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flops_common.image_key import ImageKey, ImageManifest
+from flops_common.serving import RegisteredModel, ServingManifest
 from flops_common.sla import ProjectSLA
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.orchestrator.base import ServiceHandle
@@ -39,6 +40,26 @@ class MlflowRef(BaseModel):
     run_url: str
 
 
+InferenceState = Literal["starting", "running", "stopped", "failed"]
+
+
+class Inference(BaseModel):
+    """A project's inference service: it outlives the project until stopped."""
+
+    handle: ServiceHandle
+    url: str
+    node: str
+    state: InferenceState = "starting"
+    started_at: float = Field(default_factory=time.time)
+    ready_seconds: float | None = None
+    stopped_at: float | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether the service is deployed (starting or answering)."""
+        return self.state in ("starting", "running")
+
+
 class ProjectRecord(BaseModel):
     """What a project's owner may know of it: no backend internals (those are on ``Project``)."""
 
@@ -66,6 +87,9 @@ class ProjectRecord(BaseModel):
     mlflow: MlflowRef | None = None
     final_metrics: dict[str, float] | None = None
     build_step_seconds: dict[str, float] = Field(default_factory=dict)
+    registered_model: RegisteredModel | None = None
+    registration_error: str | None = None
+    serving_step_seconds: dict[str, float] = Field(default_factory=dict)
 
 
 class Project(ProjectRecord):
@@ -74,6 +98,8 @@ class Project(ProjectRecord):
     manifest: ImageManifest | None = None
     services: dict[str, ServiceHandle] = Field(default_factory=dict)
     observer: ServiceHandle | None = None
+    serving: ServingManifest | None = None
+    inference: Inference | None = None
 
     def current_stage(self) -> StageRecord | None:
         """The record of the stage the project is in."""

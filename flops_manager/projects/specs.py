@@ -8,8 +8,18 @@ from pathlib import Path
 from flops_common.image_key import ImageKey, ImageManifest
 from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, LearnerJob
 from flops_common.mqtt import PASSWORD_ENV
+from flops_common.redaction import redact_url
+from flops_common.serving import (
+    JOB_KIND_ENV,
+    SERVING_JOB_KIND,
+    InferenceJob,
+    ServingBuildJob,
+    ServingManifest,
+    registered_model_name,
+)
 from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
+    CAP_INFERENCE,
     CAP_LEARNER,
     Node,
     Placement,
@@ -91,6 +101,8 @@ def aggregator_spec(
         training=project.sla.training_configuration,
         mlflow_tracking_uri=tracking_uri,
         mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
+        registered_model=registered_model_name(project.customer_id, project.sla.ml_repo_url),
+        model_tags=model_version_tags(project),
     )
     return ServiceSpec(
         name="aggregator",
@@ -101,6 +113,68 @@ def aggregator_spec(
         env={JOB_ENV: job.model_dump_json()},
         secret_env=_secrets(settings, tracking=True),
         resources=project.sla.resource_constraints,
+    )
+
+
+def model_version_tags(project: Project) -> dict[str, str]:
+    """Tags of the registered model version a project adds (the aggregator adds the final metrics)."""
+    sla = project.sla
+    return {
+        "flops.project_id": project.id,
+        "flops.customer_id": project.customer_id,
+        "flops.repo_url": redact_url(sla.ml_repo_url),
+        "flops.commit": project.commit or "",
+        "flops.flavor": sla.ml_model_flavor.value,
+        "flops.data_tags": ",".join(sla.training_configuration.data_tags),
+    }
+
+
+def serving_builder_spec(
+    settings: Settings, project: Project, registry_location: str, tracking_uri: str
+) -> ServiceSpec:
+    """The one-shot builder that makes the serving runtime of the project's registered model version."""
+    assert project.registered_model is not None
+    plan = settings.builder_plan
+    job = ServingBuildJob(
+        project_id=project.id,
+        bus=settings.bus,
+        model=project.registered_model,
+        flavor=project.sla.ml_model_flavor,
+        customer_id=project.customer_id,
+        plan=plan,
+        registry=registry_location,
+        tracking_uri=tracking_uri,
+        uv_find_links=settings.uv_find_links if plan == "local" else [],
+        base_image=settings.base_image if plan == "oci" else None,
+    )
+    return ServiceSpec(
+        name="serving-builder",
+        project_id=project.id,
+        role=ServiceRole.BUILDER,
+        command=["python", "-m", "image_builder"],
+        env={JOB_ENV: job.model_dump_json(), JOB_KIND_ENV: SERVING_JOB_KIND},
+        secret_env=_secrets(settings, tracking=True),
+        placement=Placement(capability=CAP_IMAGE_BUILDER),
+    )
+
+
+def inference_spec(
+    settings: Settings, project: Project, serving: ServingManifest, port: int, placed: bool
+) -> ServiceSpec:
+    """The long-running inference service of ``serving``; on an ``inference`` node when ``placed``."""
+    job = InferenceJob(
+        project_id=project.id, bus=settings.bus, model_dir=serving.model_dir, host=settings.inference_host, port=port
+    )
+    return ServiceSpec(
+        name="inference",
+        project_id=project.id,
+        role=ServiceRole.INFERENCE,
+        image=serving.artifact,
+        command=["python", "-m", "inference"],
+        env={JOB_ENV: job.model_dump_json()},
+        secret_env=_secrets(settings),
+        placement=Placement(capability=CAP_INFERENCE if placed else None),
+        one_shot=False,
     )
 
 

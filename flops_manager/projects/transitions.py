@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from flops_common.events import Event, EventKind, Source
 from flops_common.image_key import ImageManifest
-from flops_common.stages import ProjectStatus, Stage
-from flops_manager.projects import lifecycle
+from flops_common.serving import RegisteredModel, ServingManifest
+from flops_common.stages import Stage
+from flops_manager.projects import lifecycle, post_training
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import MlflowRef, Project
 
@@ -66,7 +67,8 @@ def round_completed(ctx: EngineContext, project: Project, event: Event) -> None:
 
 
 def training_succeeded(ctx: EngineContext, project: Project, event: Event) -> None:
-    """Stage 5 ends: keep the final metrics and the MLflow run, undeploy everything."""
+    """Stage 5 ends: keep the final metrics, the MLflow run and the registered version; the
+    actors go, and the project ends or goes on with stage 6."""
     metrics = event.data.get("metrics") or {}
     project.final_metrics = {k: float(v) for k, v in metrics.items()}
     ref = event.data.get("mlflow")
@@ -75,12 +77,37 @@ def training_succeeded(ctx: EngineContext, project: Project, event: Event) -> No
         project.mlflow = MlflowRef(
             experiment_id=experiment_id, run_id=run_id, run_url=ctx.tracking.run_url(experiment_id, run_id)
         )
-    ctx.finish(project, ProjectStatus.SUCCEEDED)
+    registered = event.data.get("registered_model")
+    if registered:
+        project.registered_model = RegisteredModel.model_validate(registered)
+    project.registration_error = event.data.get("registration_error")
+    post_training.after_training(ctx, project)
 
 
 def training_failed(ctx: EngineContext, project: Project, event: Event) -> None:
     """The aggregator reports why the Flower run failed."""
     ctx.fail(project, event.message)
+
+
+def serving_step(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 6: the serving builder finished a step; keep its time."""
+    post_training.serving_step(ctx, project, float(event.data.get("seconds", 0.0)), str(event.data.get("step")))
+
+
+def serving_built(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 6: the serving runtime is published; the inference service follows when asked."""
+    post_training.serving_built(ctx, project, ServingManifest.model_validate(event.data["serving"]))
+
+
+def post_training_failed(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 6: the serving build or the inference service reports the precise cause."""
+    ctx.fail(project, event.message)
+
+
+def inference_ready(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Stage 6: the inference service answers."""
+    seconds = event.data.get("seconds")
+    post_training.inference_ready(ctx, project, float(seconds) if seconds is not None else None)
 
 
 TRANSITIONS: dict[tuple[Stage | None, EventKind], Handler] = {
@@ -95,6 +122,11 @@ TRANSITIONS: dict[tuple[Stage | None, EventKind], Handler] = {
     (Stage.TRAINING, EventKind.TRAINING_SUCCEEDED): training_succeeded,
     (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_FAILED): training_failed,
     (Stage.TRAINING, EventKind.TRAINING_FAILED): training_failed,
+    (Stage.POST_TRAINING, EventKind.BUILD_STEP): serving_step,
+    (Stage.POST_TRAINING, EventKind.SERVING_BUILD_SUCCEEDED): serving_built,
+    (Stage.POST_TRAINING, EventKind.SERVING_BUILD_FAILED): post_training_failed,
+    (Stage.POST_TRAINING, EventKind.INFERENCE_READY): inference_ready,
+    (Stage.POST_TRAINING, EventKind.INFERENCE_FAILED): post_training_failed,
 }
 
 

@@ -42,6 +42,10 @@ class Store(ABC):
         """Projects that have not reached a final status."""
 
     @abstractmethod
+    def serving_projects(self) -> list[Project]:
+        """Ended projects whose inference service is recorded as starting or running."""
+
+    @abstractmethod
     def delete_all(self) -> None:
         """Forget every project, event and mock record (admin reset)."""
 

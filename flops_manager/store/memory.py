@@ -58,6 +58,14 @@ class MemoryStore(Store):
         """Projects that have not reached a final status."""
         return [p for p in self.list_projects(limit=1 << 30) if not p.status.is_final]
 
+    def serving_projects(self) -> list[Project]:
+        """Ended projects whose inference service is recorded as starting or running."""
+        return [
+            p
+            for p in self.list_projects(limit=1 << 30)
+            if p.status.is_final and p.inference is not None and p.inference.live
+        ]
+
     def delete_all(self) -> None:
         """Forget every project, event and mock record."""
         with self._lock:

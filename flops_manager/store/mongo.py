@@ -71,6 +71,11 @@ class MongoStore(Store):
         """Projects that have not reached a final status."""
         return [Project.from_doc(d) for d in self._db.projects.find({"status": {"$nin": _FINAL}})]
 
+    def serving_projects(self) -> list[Project]:
+        """Ended projects whose inference service is recorded as starting or running."""
+        query = {"status": {"$in": _FINAL}, "inference.state": {"$in": ["starting", "running"]}}
+        return [Project.from_doc(d) for d in self._db.projects.find(query)]
+
     def delete_all(self) -> None:
         """Forget every project, event and mock record (admin reset)."""
         for name in ("projects", "events", "mocks"):
