@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from flops_suite.embedded import MLFLOW_SERVER_ENV, mlflow_server_command
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -75,22 +77,9 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None =
 def start_mlflow(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A private MLflow server; returns the process and its URL."""
     port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, **MLFLOW_SERVER_ENV}
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{work / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(work / "artifacts"),
-        ],
+        mlflow_server_command(port, work / "mlflow.db", work / "artifacts"),
         stdout=(work / "mlflow.log").open("wb"),
         stderr=subprocess.STDOUT,
         env=env,

@@ -89,6 +89,28 @@ def _bin(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
+# Job execution (MLflow 3's background job runner) is off: FLOps never uses it and it slows the start.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def mlflow_server_command(port: int, database: Path, artifacts: Path) -> list[str]:
+    """``mlflow server`` on 127.0.0.1:``port`` with one worker, a SQLite store and proxied artifacts."""
+    return [
+        _bin("mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{database}",
+        "--artifacts-destination",
+        str(artifacts),
+    ]
+
+
 class EmbeddedSuite:
     """Broker, store, MLflow, git server for the examples, and the manager, each a process."""
 
@@ -226,21 +248,10 @@ class EmbeddedSuite:
                 "mlflow",
                 self.run_dir,
                 [
-                    _bin("mlflow"),
-                    "server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.ports.mlflow),
-                    "--workers",
-                    "1",
-                    "--backend-store-uri",
-                    f"sqlite:///{data / 'mlflow.db'}",
-                    "--artifacts-destination",
-                    str(data / "mlflow-artifacts"),
+                    *mlflow_server_command(self.ports.mlflow, data / "mlflow.db", data / "mlflow-artifacts"),
                     *mlflow_args,
                 ],
-                env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **mlflow_env},
+                env={**MLFLOW_SERVER_ENV, **mlflow_env},
             ),
             "git": ManagedProcess(
                 "git",

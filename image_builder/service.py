@@ -36,8 +36,7 @@ class BuildStopped(BaseException):
 
 def _build(job: BuildJob, scratch: Path, recorder: StepRecorder, notifier: Notifier) -> ImageManifest:
     plan = make_plan(job, scratch, recorder)
-    existing = plan.published(job)
-    if existing is not None:
+    if (existing := plan.published(job)) is not None:
         notifier.log(f"image {existing.digest} is already published; nothing to build")
         return existing
     repo_dir = scratch / "repo"

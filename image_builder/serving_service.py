@@ -51,8 +51,7 @@ def make_serving_plan(job: ServingBuildJob, scratch: Path, recorder: StepRecorde
 
 def _build(job: ServingBuildJob, scratch: Path, recorder: StepRecorder, notifier: Notifier) -> ServingManifest:
     plan = make_serving_plan(job, scratch, recorder)
-    existing = plan.published(job)
-    if existing is not None:
+    if (existing := plan.published(job)) is not None:
         notifier.log(f"{job.model.name} version {job.model.version} is already served from the registry; no build")
         return existing
     with recorder.step(BuildStep.DOWNLOAD) as info:

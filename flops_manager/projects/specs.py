@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 from flops_common.image_key import ImageKey, ImageManifest
 from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, LearnerJob
@@ -52,27 +53,35 @@ def _secrets(settings: Settings, tracking: bool = False) -> dict[str, str]:
     return secret
 
 
-def builder_spec(settings: Settings, project: Project, key: ImageKey, registry_location: str) -> ServiceSpec:
-    """The one-shot builder that makes the actor images of ``key``."""
+def _build_plan(settings: Settings) -> dict[str, Any]:
+    """The plan a builder follows and what only that plan uses (wheel links locally, a base image for OCI)."""
     plan = settings.builder_plan
-    job = BuildJob(
-        project_id=project.id,
-        bus=settings.bus,
-        key=key,
-        plan=plan,
-        registry=registry_location,
-        uv_find_links=settings.uv_find_links if plan == "local" else [],
-        base_image=settings.base_image if plan == "oci" else None,
-    )
+    return {
+        "plan": plan,
+        "uv_find_links": settings.uv_find_links if plan == "local" else [],
+        "base_image": settings.base_image if plan == "oci" else None,
+    }
+
+
+def _builder(settings: Settings, project: Project, name: str, env: dict[str, str], tracking: bool) -> ServiceSpec:
+    """A one-shot ``image_builder`` service on an ``image-builder`` node."""
     return ServiceSpec(
-        name="builder",
+        name=name,
         project_id=project.id,
         role=ServiceRole.BUILDER,
         command=["python", "-m", "image_builder"],
-        env={JOB_ENV: job.model_dump_json()},
-        secret_env=_secrets(settings),
+        env=env,
+        secret_env=_secrets(settings, tracking=tracking),
         placement=Placement(capability=CAP_IMAGE_BUILDER),
     )
+
+
+def builder_spec(settings: Settings, project: Project, key: ImageKey, registry_location: str) -> ServiceSpec:
+    """The one-shot builder that makes the actor images of ``key``."""
+    job = BuildJob(
+        project_id=project.id, bus=settings.bus, key=key, registry=registry_location, **_build_plan(settings)
+    )
+    return _builder(settings, project, "builder", {JOB_ENV: job.model_dump_json()}, tracking=False)
 
 
 def observer_spec(settings: Settings, project: Project) -> ServiceSpec:
@@ -134,28 +143,18 @@ def serving_builder_spec(
 ) -> ServiceSpec:
     """The one-shot builder that makes the serving runtime of the project's registered model version."""
     assert project.registered_model is not None
-    plan = settings.builder_plan
     job = ServingBuildJob(
         project_id=project.id,
         bus=settings.bus,
         model=project.registered_model,
         flavor=project.sla.ml_model_flavor,
         customer_id=project.customer_id,
-        plan=plan,
         registry=registry_location,
         tracking_uri=tracking_uri,
-        uv_find_links=settings.uv_find_links if plan == "local" else [],
-        base_image=settings.base_image if plan == "oci" else None,
+        **_build_plan(settings),
     )
-    return ServiceSpec(
-        name="serving-builder",
-        project_id=project.id,
-        role=ServiceRole.BUILDER,
-        command=["python", "-m", "image_builder"],
-        env={JOB_ENV: job.model_dump_json(), JOB_KIND_ENV: SERVING_JOB_KIND},
-        secret_env=_secrets(settings, tracking=True),
-        placement=Placement(capability=CAP_IMAGE_BUILDER),
-    )
+    env = {JOB_ENV: job.model_dump_json(), JOB_KIND_ENV: SERVING_JOB_KIND}
+    return _builder(settings, project, "serving-builder", env, tracking=True)
 
 
 def inference_spec(

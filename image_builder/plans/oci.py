@@ -100,6 +100,48 @@ RUN ["/opt/flops/venv/bin/python", "/opt/flops/tools/oci_stage.py", "{check}", "
 """
 
 
+def docker_client(step: BuildStep) -> Any:
+    """A connected docker SDK client (``DOCKER_HOST``); an unreachable engine fails ``step`` saying where."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=BUILD_TIMEOUT_S)
+        client.ping()
+    except DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise BuildError(step, f"cannot reach the Docker engine at {where}: {exc}") from None
+    return client
+
+
+class DockerEngineUser:
+    """A plan that builds with the Docker engine: ``client`` connects on first use."""
+
+    docker_step = BuildStep.ENVIRONMENTS  # the step an unreachable engine fails
+    _client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The docker SDK client (``DOCKER_HOST``)."""
+        if self._client is None:
+            self._client = docker_client(self.docker_step)
+        return self._client
+
+    def build_stream(self, context: Path, tag: str, dockerfile: str = "Dockerfile") -> Iterable[dict[str, Any]]:
+        """``docker build`` of ``context`` on the host network (never a bridge), as decoded progress chunks."""
+        return self.client.api.build(
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            timeout=BUILD_TIMEOUT_S,
+        )
+
+
 def label_instruction(labels: dict[str, str]) -> str:
     """One ``LABEL`` instruction (one build step) holding every label, quoted for the Dockerfile parser."""
 
@@ -201,7 +243,7 @@ def ca_bundle() -> Path | None:
     return None
 
 
-class OciPlan:
+class OciPlan(DockerEngineUser):
     """Builds the actor images with the Docker engine of ``DOCKER_HOST`` and pushes them to ``job.registry``."""
 
     def __init__(self, job: BuildJob, scratch: Path, recorder: StepRecorder) -> None:
@@ -211,7 +253,6 @@ class OciPlan:
         self.scratch = scratch
         self.recorder = recorder
         self.logs = LogForwarder(recorder.notifier)
-        self._client: Any = None
 
     @staticmethod
     def check_job(job: BuildJob) -> None:
@@ -220,21 +261,6 @@ class OciPlan:
             raise BuildError(
                 BuildStep.ENVIRONMENTS, f"the oci plan pushes to a registry host:port, not {job.registry!r}"
             )
-
-    @property
-    def client(self) -> Any:
-        """The docker SDK client (``DOCKER_HOST``), connected on first use."""
-        if self._client is None:
-            import docker
-            from docker.errors import DockerException
-
-            try:
-                self._client = docker.from_env(timeout=BUILD_TIMEOUT_S)
-                self._client.ping()
-            except DockerException as exc:
-                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-                raise BuildError(BuildStep.ENVIRONMENTS, f"cannot reach the Docker engine at {where}: {exc}") from None
-        return self._client
 
     def published(self, job: BuildJob) -> ImageManifest | None:
         """The images of ``job.key`` if both are already in the registry (another builder was faster)."""
@@ -466,17 +492,7 @@ class OciPlan:
         lines: list[str] = []
         error: str | None = None
         try:
-            stream: Iterable[dict[str, Any]] = self.client.api.build(
-                path=str(context),
-                dockerfile=dockerfile,
-                tag=tag,
-                network_mode="host",
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-                timeout=BUILD_TIMEOUT_S,
-            )
+            stream = self.build_stream(context, tag, dockerfile)
             for chunk in stream:
                 if "stream" in chunk:
                     for line in str(chunk["stream"]).splitlines():

@@ -10,12 +10,9 @@ already in the registry is not built again.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -24,7 +21,7 @@ from flops_common.oci_registry import DistributionClient, RegistryUnavailable
 from flops_common.serving import ServingBuildJob, ServingManifest
 from image_builder.actor_runtime import package_dir
 from image_builder.errors import BuildError
-from image_builder.plans.oci import DEFAULT_BASE_IMAGE, label_instruction
+from image_builder.plans.oci import DEFAULT_BASE_IMAGE, DockerEngineUser, label_instruction
 from image_builder.serving_runtime import SERVING_PACKAGES, dependency_hash
 from image_builder.steps import BuildStep
 from image_builder.timing import StepRecorder
@@ -54,8 +51,10 @@ def serving_repository(customer_id: str) -> str:
     return f"{re.sub(r'[^a-z0-9._-]', '-', customer_id.lower())}/trained_model"
 
 
-class OciServingPlan:
+class OciServingPlan(DockerEngineUser):
     """Builds and pushes the serving image of one registered model version."""
+
+    docker_step = BuildStep.SERVING_ENVIRONMENT
 
     def __init__(self, job: ServingBuildJob, scratch: Path, recorder: StepRecorder) -> None:
         """A plan for ``job``; ``scratch`` is this build's own directory."""
@@ -64,23 +63,6 @@ class OciServingPlan:
         self.scratch = scratch
         self.recorder = recorder
         self.ref = image_ref(job.registry, serving_repository(job.customer_id), job.model.version)
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        """The docker SDK client (``DOCKER_HOST``), connected on first use."""
-        if self._client is None:
-            import docker
-            from docker.errors import DockerException
-
-            try:
-                self._client = docker.from_env(timeout=BUILD_TIMEOUT_S)
-                self._client.ping()
-            except DockerException as exc:
-                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-                cause = f"cannot reach the Docker engine at {where}: {exc}"
-                raise BuildError(BuildStep.SERVING_ENVIRONMENT, cause) from None
-        return self._client
 
     def published(self, job: ServingBuildJob) -> ServingManifest | None:
         """The manifest in the label of an image of this version already in the registry, if any."""
@@ -149,17 +131,7 @@ class OciServingPlan:
         lines: list[str] = []
         error: str | None = None
         try:
-            stream: Iterable[dict[str, Any]] = self.client.api.build(
-                path=str(context),
-                tag=self.ref,
-                network_mode="host",
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-                timeout=BUILD_TIMEOUT_S,
-            )
-            for chunk in stream:
+            for chunk in self.build_stream(context, self.ref):
                 lines += [ln for ln in str(chunk.get("stream", "")).splitlines() if ln.strip()]
                 if "error" in chunk:
                     error = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()

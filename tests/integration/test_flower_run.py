@@ -24,6 +24,7 @@ from fl_actors.fab import prepare_app_dir
 from flops_common.events import EventKind
 from flops_common.jobs import AggregatorJob, BusConfig, LearnerJob, ServiceJob
 from flops_common.sla import ModelFlavor, StrategyConfig, TrainingConfiguration
+from flops_suite.embedded import MLFLOW_SERVER_ENV, mlflow_server_command
 from tests.helpers.mosquitto import EventCollector, Mosquitto
 from tests.helpers.ports import free_port
 from tests.helpers.processes import sigterm_when
@@ -68,21 +69,8 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
     """``mlflow server`` on a free port (sqlite + proxied artifacts), stopped by PID."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{workdir / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(workdir / "mlartifacts"),
-        ],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        mlflow_server_command(port, workdir / "mlflow.db", workdir / "mlartifacts"),
+        env={**os.environ, **MLFLOW_SERVER_ENV},
         stdout=(workdir / "mlflow.log").open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -20,6 +20,7 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.projects.context import OBSERVER_GRACE_S
 from flops_manager.projects.engine import ProjectEngine
 from flops_manager.projects.models import Project
 from flops_manager.registry.base import Registry
@@ -240,6 +241,19 @@ class Harness:
         assert self.bus.handler is not None, "engine not started"
         self.bus.handler(event)
         self.drain()
+
+    def training_succeeded(self, project_id: str, **data: Any) -> None:
+        """The aggregator reports success with metrics and its MLflow run (``data`` adds to them)."""
+        metrics = {"accuracy": 0.93, "loss": 0.2}
+        mlflow = {"experiment_id": "3", "run_id": "r1"}
+        self.send(
+            project_id, Source.AGGREGATOR, EventKind.TRAINING_SUCCEEDED, "done", metrics=metrics, mlflow=mlflow, **data
+        )
+
+    def nothing_left_after_grace(self, project_id: str) -> None:
+        """Once the observer's grace has passed, no service of the project is deployed."""
+        self.advance(OBSERVER_GRACE_S + 0.1)
+        assert self.orchestrator.running(project_id) == []
 
     def key(self, project_id: str) -> ImageKey:
         key = self.project(project_id).image_key

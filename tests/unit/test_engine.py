@@ -7,7 +7,6 @@ import pytest
 
 from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
-from flops_manager.projects.context import OBSERVER_GRACE_S
 from flops_manager.projects.engine import ProjectsStillRunning
 from flops_manager.projects.health import EXIT_GRACE_S
 from flops_manager.projects.lifecycle import OBSERVER_READY_WAIT_S
@@ -47,14 +46,7 @@ def to_training(h: Harness, pid: str) -> None:
 
 
 def succeed(h: Harness, pid: str) -> None:
-    h.send(
-        pid,
-        Source.AGGREGATOR,
-        EventKind.TRAINING_SUCCEEDED,
-        "done",
-        metrics={"accuracy": 0.93, "loss": 0.2},
-        mlflow={"experiment_id": "3", "run_id": "r1"},
-    )
+    h.training_succeeded(pid)
 
 
 def stage_trail(h: Harness, pid: str) -> list[tuple[int, str]]:
@@ -91,8 +83,7 @@ def test_cold_project_runs_every_stage_and_leaves_nothing(make_harness: HarnessF
     assert project.mlflow is not None and project.mlflow.run_url.endswith("/experiments/3/runs/r1")
     assert project.flower_run_id == "7" and project.services == {}
     assert h.orchestrator.running(pid) == ["observer"]  # it writes the last lines, then goes
-    h.advance(OBSERVER_GRACE_S + 0.1)
-    assert h.orchestrator.running(pid) == []
+    h.nothing_left_after_grace(pid)
     finished = [e for e in h.bus.published if e.kind == EventKind.PROJECT_FINISHED]
     assert len(finished) == 1 and finished[0].data["metrics"]["accuracy"] == 0.93
     kinds = [e.kind for e in h.store.list_events(pid)]
@@ -321,8 +312,7 @@ def test_cancel_in_every_stage_undeploys_everything(make_harness: HarnessFactory
     project = h.project(pid)
     assert project.status == ProjectStatus.CANCELLED and project.cause is None
     assert stage_trail(h, pid)[-1] == (int(stage), "cancelled")
-    h.advance(OBSERVER_GRACE_S + 0.1)
-    assert h.orchestrator.running(pid) == []
+    h.nothing_left_after_grace(pid)
     h.engine.cancel(pid)  # a second cancel is a no-op
     h.drain()
     assert h.project(pid).status == ProjectStatus.CANCELLED

@@ -31,15 +31,7 @@ def train(h: Harness, pid: str, **registration: Any) -> None:
     h.send(pid, Source.OBSERVER, EventKind.LOG, "observer ready", observer_ready=True)
     h.send(pid, Source.BUILDER, EventKind.BUILD_SUCCEEDED, "built", manifest=manifest_for(h.key(pid)).model_dump())
     h.send(pid, Source.AGGREGATOR, EventKind.TRAINING_STARTED, "run 7", run_id=7)
-    h.send(
-        pid,
-        Source.AGGREGATOR,
-        EventKind.TRAINING_SUCCEEDED,
-        "done",
-        metrics={"accuracy": 0.93, "loss": 0.2},
-        mlflow={"experiment_id": "3", "run_id": "r1"},
-        **registration,
-    )
+    h.training_succeeded(pid, **registration)
 
 
 def serving_manifest() -> dict[str, Any]:
@@ -131,8 +123,7 @@ def test_build_only_ends_with_the_runtime_and_no_service(make_harness: HarnessFa
     built(h, pid)
     project = h.project(pid)
     assert project.status == ProjectStatus.SUCCEEDED and project.serving is not None and project.inference is None
-    h.advance(OBSERVER_GRACE_S + 0.1)
-    assert h.orchestrator.running(pid) == []
+    h.nothing_left_after_grace(pid)
 
 
 def test_failed_serving_build_fails_only_stage_6(make_harness: HarnessFactory) -> None:
@@ -145,8 +136,7 @@ def test_failed_serving_build_fails_only_stage_6(make_harness: HarnessFactory) -
     assert project.status == ProjectStatus.FAILED and project.failed_stage == Stage.POST_TRAINING
     assert project.cause == cause and trail(h, pid)[-2:] == [(5, "done"), (6, "failed")]
     assert project.registered_model is not None and project.final_metrics == {"accuracy": 0.93, "loss": 0.2}
-    h.advance(OBSERVER_GRACE_S + 0.1)
-    assert h.orchestrator.running(pid) == []
+    h.nothing_left_after_grace(pid)
 
 
 def test_no_registered_version_fails_stage_6_with_the_registry_cause(make_harness: HarnessFactory) -> None:
@@ -182,8 +172,7 @@ def test_inference_that_stops_before_answering_fails_stage_6(make_harness: Harne
     assert (project.status, project.failed_stage) == (ProjectStatus.FAILED, Stage.POST_TRAINING)
     assert "address already in use" in (project.cause or "")
     assert project.inference is not None and project.inference.state == "failed"
-    h.advance(OBSERVER_GRACE_S + 0.1)
-    assert h.orchestrator.running(pid) == []
+    h.nothing_left_after_grace(pid)
 
 
 def test_inference_failed_event_fails_stage_6(make_harness: HarnessFactory) -> None:
