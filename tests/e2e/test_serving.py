@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from flops_manager.suite.embedded import EmbeddedSuite
 from mlflow.tracking import MlflowClient
 
 from flops_manager.cli.client import ApiError, FlopsClient
 from flops_manager.orchestrator.local import service_processes
+from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
 from tests.helpers.git_repos import make_git_repo
 from tests.helpers.wheels import make_wheel
