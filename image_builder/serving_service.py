@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flops_common.events import EventKind
+from flops_common.redaction import redact
 from flops_common.serving import ServingBuildJob, ServingManifest
 from flops_common.stages import Stage
 from image_builder.errors import BuildError
 from image_builder.notify import Notifier
 from image_builder.plans.serving_local import LocalServingPlan
-from image_builder.redact import redact
 from image_builder.service import BuildStopped, oci_work_dir
 from image_builder.serving_download import download_model
 from image_builder.serving_runtime import model_requirements, serving_requirements
