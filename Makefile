@@ -26,7 +26,7 @@ demo: venv
 test: venv
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen mypy .
-	@$(UV) run --frozen pytest -q -ra
+	@$(UV) run --frozen pytest -q -ra --durations=20
 
 lint: venv
 	@$(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check . && $(UV) run --frozen mypy .
