@@ -19,3 +19,14 @@ class BuildStep(StrEnum):
     DOWNLOAD = "download"  # the registered model version's files from MLflow
     SERVING_ENVIRONMENT = "serving_environment"  # MLflow's scoring server and the flavor's libraries
     LOAD_CHECK = "load_check"  # load the model in the serving runtime, as the inference service will
+
+
+ACTOR_BUILD_STEPS = (
+    BuildStep.CLONE,
+    BuildStep.CONTRACT,
+    BuildStep.DEPENDENCIES,
+    BuildStep.ENVIRONMENTS,
+    BuildStep.APP,
+    BuildStep.IMPORT_CHECK,
+    BuildStep.PUBLISH,
+)

@@ -20,7 +20,7 @@ from flops_common.local_layout import image_dir, manifest_path
 from flops_common.sla import ModelFlavor
 from flops_common.stages import Stage
 from image_builder.actor_runtime import MLFLOW_VERSION
-from image_builder.steps import BuildStep
+from image_builder.steps import ACTOR_BUILD_STEPS, BuildStep
 from tests.helpers.corpus import corpus_repo
 from tests.helpers.git_repos import file_url, make_git_repo
 from tests.helpers.mosquitto import EventCollector, Mosquitto
@@ -30,7 +30,7 @@ from tests.helpers.wheels import make_wheel
 pytestmark = pytest.mark.timeout(300)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FINAL = {EventKind.BUILD_SUCCEEDED.value, EventKind.BUILD_FAILED.value}
-ALL_STEPS = [s.value for s in BuildStep]
+ALL_STEPS = [s.value for s in ACTOR_BUILD_STEPS]
 
 
 @pytest.fixture(scope="module")
