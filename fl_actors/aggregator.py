@@ -1,8 +1,8 @@
 """The aggregator actor (``python -m fl_actors.aggregator``): SuperLink + one Flower run.
 
 Reads its :class:`~flops_common.jobs.AggregatorJob` from ``FLOPS_JOB``, starts a private SuperLink
-on ``job.superlink_port``, submits the project's Flower app with ``flwr run``, follows the run
-(``flwr log --stream`` and ``flwr list``) and reports TRAINING_STARTED / TRAINING_FAILED. The
+on ``job.superlink_port``, submits the project's Flower app through the SuperLink's Control API, follows
+the run (its log stream and status) and reports TRAINING_STARTED / TRAINING_FAILED. The
 ServerApp itself reports rounds and TRAINING_SUCCEEDED. Exit code 0 on success, 1 on failure,
 143 when stopped by SIGTERM; the SuperLink and everything it spawned are always stopped.
 """
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from fl_actors import env, processes, run_config, signals
+from fl_actors.control_api import ControlApiError, ControlClient, RunStatus
 from fl_actors.diagnostics import error_summary, strip_ansi
 from fl_actors.entrypoint import run_actor
-from fl_actors.flower_cli import FlowerCli, FlowerCliError, RunStatus, write_connection
 from fl_actors.reporting import EventReporter
 from fl_actors.superlink import SuperLinkError, start_serverapp_runner, start_superlink
 from flops_common.events import EventKind, Source
@@ -30,7 +30,7 @@ from flops_common.stages import Stage
 log = logging.getLogger("fl_actors.aggregator")
 
 WARM_SERVERAPP = True  # False: Flower's own SuperExec starts a fresh flwr-serverapp for the run
-STATUS_POLL_S = 30.0  # flwr list is a heavy command: the log stream tells when the run ends
+STATUS_POLL_S = 30.0  # the log stream tells when the run ends; the status is checked then
 MARGIN_S = 120.0
 
 
@@ -72,7 +72,7 @@ def failure_cause(run_id: int, status: RunStatus, log_text: str) -> str:
 
 
 def follow_run(
-    cli: FlowerCli,
+    control: ControlClient,
     run_id: int,
     timeout_s: float,
     superlink: subprocess.Popen[bytes],
@@ -84,7 +84,7 @@ def follow_run(
     deadline = time.monotonic() + timeout_s
     next_status = time.monotonic() + STATUS_POLL_S
     with log_path.open("ab") as log_file:
-        stream = cli.stream_log(run_id, log_file)
+        stream = control.stream_log(run_id, log_file)
         try:
             while True:
                 if superlink.poll() is not None:
@@ -93,30 +93,28 @@ def follow_run(
                     raise RuntimeError(f"the ServerApp runner exited (code {runner.returncode}) during the run")
                 stream_ended = stream.poll() is not None
                 if stream_ended or time.monotonic() >= next_status:
-                    status = cli.status(run_id)
+                    status = control.status(run_id)
                     if status.finished:
                         return status
                     if stream_ended:  # stream broke off early: poll status more often
-                        stream = cli.stream_log(run_id, log_file)
+                        stream = control.stream_log(run_id, log_file)
                     next_status = time.monotonic() + STATUS_POLL_S
                 if time.monotonic() >= deadline:
-                    cli.stop(run_id)
+                    control.stop(run_id)
                     raise TimeoutError(
                         f"training did not finish within {timeout_s:.0f} s "
                         f"(learners connecting + rounds x round_timeout_s + margin); the run was stopped"
                     )
                 time.sleep(1.0)
         finally:
-            if stream.poll() is None:
-                processes.stop_tree(stream, grace_s=2)
+            control.close()  # ends a stream still open
 
 
 def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     """Start the SuperLink, run the app, report; return the exit code."""
     flwr_home = workdir / "flwr-home"
     child_env = actor_env(job, flwr_home)
-    write_connection(flwr_home, f"127.0.0.1:{job.superlink_port}")
-    cli = FlowerCli(child_env, workdir)
+    control = ControlClient(f"127.0.0.1:{job.superlink_port}")
     superlink: subprocess.Popen[bytes] | None = None
     superlink_log: processes.LogTail | None = None
     runner: subprocess.Popen[bytes] | None = None
@@ -131,9 +129,9 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
         values = run_config.for_job(job, connect_timeout_s(job))
         values.update(json.loads(os.environ.get(env.RUN_CONFIG_OVERRIDES) or "{}"))
         overrides.write_text(run_config.to_toml(values), encoding="utf-8")
-        run_id = cli.run(Path(job.app_dir), overrides)
+        run_id = control.run(Path(job.app_dir), overrides)
         reporter.publish(EventKind.TRAINING_STARTED, f"Flower run {run_id} submitted", {"run_id": str(run_id)})
-        status = follow_run(cli, run_id, overall_timeout_s(job), superlink, workdir / f"run-{run_id}.log", runner)
+        status = follow_run(control, run_id, overall_timeout_s(job), superlink, workdir / f"run-{run_id}.log", runner)
         if status.succeeded:
             log.info("Flower run %s completed in %.1f s", run_id, status.elapsed_s)
             return 0
@@ -147,9 +145,9 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
         return 1
     except signals.Terminated:
         if run_id is not None:
-            cli.stop(run_id)
+            control.stop(run_id)
         raise
-    except (FlowerCliError, TimeoutError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+    except (ControlApiError, TimeoutError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
         reporter.publish(
             EventKind.TRAINING_FAILED,
             str(exc),

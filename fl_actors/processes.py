@@ -11,8 +11,10 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +23,17 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
+
+
+def executable(name: str) -> str:
+    """The path of a command of this environment (next to the interpreter), else from PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed in this environment")
+    return found
 
 
 def become_subreaper() -> bool:

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from fl_actors import flower_cli, processes, serverapp_executor
+from fl_actors import processes, serverapp_executor
 from fl_actors.diagnostics import error_summary
 
 
@@ -33,7 +33,7 @@ def superlink_argv(port: int, host: str = "127.0.0.1", warm_serverapp: bool = Fa
     ``warm_serverapp`` it leaves the ServerApp to an external SuperExec (``--isolation process``)."""
     isolation = ["--isolation", "process"] if warm_serverapp else []
     return [
-        flower_cli.executable("flower-superlink"),
+        processes.executable("flower-superlink"),
         "--insecure",
         "--host",
         host,

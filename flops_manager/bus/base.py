@@ -22,5 +22,9 @@ class Bus(ABC):
         """Publish an event so observers see it (QoS 1)."""
 
     @abstractmethod
+    def publish_replay(self, project_id: str, events: list[Event]) -> None:
+        """Hand a project's observer, in one message, the events stored before it listened."""
+
+    @abstractmethod
     def stop(self) -> None:
         """Disconnect."""

@@ -10,16 +10,17 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from flops_common.events import Event
 from flops_common.jobs import BusConfig
 from flops_common.mqtt import new_client
-from flops_common.topics import ALL_PROJECT_EVENTS, project_events
+from flops_common.topics import ALL_PROJECT_EVENTS, project_events, project_replay
 from flops_manager.bus.base import Bus, EventHandler
 
 log = logging.getLogger(__name__)
 _SESSION_EXPIRY_S = 7 * 24 * 3600
+EVENT_LIST = TypeAdapter(list[Event])
 
 
 class MqttBus(Bus):
@@ -82,6 +83,11 @@ class MqttBus(Bus):
             info.wait_for_publish(timeout=2)
         except (RuntimeError, ValueError):
             log.warning("event %s queued while the broker is unreachable", event.kind)
+
+    def publish_replay(self, project_id: str, events: list[Event]) -> None:
+        """Publish the events as one JSON array with QoS 1 (not retained: only a listening observer wants it)."""
+        if self._client is not None:
+            self._client.publish(project_replay(project_id), EVENT_LIST.dump_json(events), qos=1)
 
     def stop(self) -> None:
         """Disconnect and stop the worker (the session stays on the broker)."""

@@ -15,14 +15,16 @@ from typing import Any, Protocol
 from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.boundaries import Boundaries
-from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec
+from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec, ServiceState
 from flops_manager.projects.models import InferenceState, Project, StageRecord
 from flops_manager.projects.repo_refs import resolve_commit
 
 log = logging.getLogger(__name__)
 
-# How long after the end a project's observer keeps running, so it writes the last lines.
-OBSERVER_GRACE_S = 3.0
+# How long after the end a project's observer may run to write its last lines: it stops by itself once
+# it printed the end, but one started moments before a quick failure may still be catching up.
+OBSERVER_GRACE_S = 30.0
+_OBSERVER_POLL_S = 0.5
 
 _FINAL_STAGE_STATUS = {
     ProjectStatus.SUCCEEDED: "done",
@@ -153,9 +155,19 @@ class EngineContext(Boundaries):
         )
         self.emit(project, EventKind.PROJECT_FINISHED, message, **data)
         self.active.pop(project.id, None)
-        observer = project.observer
-        if observer is not None:
-            self.later(OBSERVER_GRACE_S, lambda: self.undeploy(observer))
+        if project.observer is not None:
+            self._retire_observer(project.observer, now + OBSERVER_GRACE_S)
+
+    def _retire_observer(self, observer: ServiceHandle, deadline: float) -> None:
+        """Undeploy the observer once it has stopped by itself, or at ``deadline``."""
+        try:
+            stopped = self.orchestrator.status(observer).state is not ServiceState.RUNNING
+        except Exception:
+            stopped = True
+        if stopped or self.now() >= deadline:
+            self.undeploy(observer)
+        else:
+            self.later(_OBSERVER_POLL_S, lambda: self._retire_observer(observer, deadline))
 
     def fail(self, project: Project, cause: str) -> None:
         """End the project as failed at its current stage with ``cause``."""

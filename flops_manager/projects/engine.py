@@ -83,7 +83,7 @@ class ProjectEngine:
         for project in ctx.store.active_projects():
             ctx.active[project.id] = project
             if project.stage == Stage.PROJECT_START:
-                lifecycle.start_lookup(ctx, project.id)
+                lifecycle.start_lookup(ctx, project)
             elif project.stage == Stage.IMAGE_LOOKUP and project.commit is None:
                 lifecycle.resolve(ctx, project)
         post_training.find_again(ctx)

@@ -21,14 +21,13 @@ from flops_manager.projects.repo_refs import RefResolutionError
 
 log = logging.getLogger(__name__)
 
-# How long stage 1 waits for the observer's "ready" before the lookup goes on without it. The
-# local backend starts observers at a low CPU priority (they must not stall the API), so on a
-# busy machine one can take several seconds to subscribe; a ready observer ends the wait at once.
-OBSERVER_READY_WAIT_S = 30.0
-
 
 def begin(ctx: EngineContext, project: Project) -> None:
-    """Stage 1: make the project active and start its observer; the lookup follows once it listens."""
+    """Stage 1: make the project active, start its observer and go on to the lookup at once.
+
+    The observer starts in the background (seconds on a busy machine); when it listens it says so and
+    the manager replays what it missed (``transitions.apply``), so nothing waits for it.
+    """
     ctx.active[project.id] = project
     for warning in project.warnings:
         ctx.emit(project, EventKind.LOG, f"warning: {warning}")
@@ -37,15 +36,11 @@ def begin(ctx: EngineContext, project: Project) -> None:
     except Exception as exc:
         log.warning("observer of %s not started: %s", project.id, exc)
     ctx.save(project)
-    wait_s = OBSERVER_READY_WAIT_S if project.observer is not None else 0.0
-    ctx.later(wait_s, lambda: start_lookup(ctx, project.id))
+    start_lookup(ctx, project)
 
 
-def start_lookup(ctx: EngineContext, project_id: str) -> None:
-    """Stage 1 -> 2 (once: the observer's ready and the wait's end both call it)."""
-    project = ctx.active.get(project_id)
-    if project is None or project.stage != Stage.PROJECT_START:
-        return
+def start_lookup(ctx: EngineContext, project: Project) -> None:
+    """Stage 1 -> 2."""
     ctx.emit(project, EventKind.STAGE_CHANGED, "stage 1 project start: SLA accepted")
     ctx.enter(project, Stage.IMAGE_LOOKUP, ctx.settings.timeout_image_lookup_s)
     resolve(ctx, project)

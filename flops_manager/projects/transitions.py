@@ -141,11 +141,11 @@ def apply(ctx: EngineContext, event: Event) -> None:
         return  # our own events come back from the broker; they were stored when emitted
     if not ctx.store.add_event(event):
         return  # QoS 1 redelivery
+    if event.source == Source.OBSERVER and event.data.get("observer_ready"):
+        ctx.bus.publish_replay(event.project_id, ctx.store.list_events(event.project_id))
+        return
     project = ctx.active.get(event.project_id)
     if project is None:
-        return
-    if event.source == Source.OBSERVER and event.data.get("observer_ready"):
-        lifecycle.start_lookup(ctx, project.id)
         return
     handler = handler_for(project.stage, event.kind)
     if handler is not None:

@@ -12,6 +12,7 @@ import pytest
 
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import LocalOrchestrator, service_processes
+from flops_manager.projects.context import OBSERVER_GRACE_S
 from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.containers import DockerEngine, start_engine
 
@@ -57,7 +58,7 @@ def wait_stage(client: FlopsClient, project_id: str, stage: int, timeout_s: floa
 def assert_nothing_left(suite: EmbeddedSuite, project: dict[str, Any]) -> None:
     """No service of the project is deployed and no process of any of its services runs."""
     orch = LocalOrchestrator(suite.home / "nodes", suite.home / "services", 0, 0)
-    deadline = time.monotonic() + 10  # the observer is undeployed a few seconds after the end
+    deadline = time.monotonic() + OBSERVER_GRACE_S + 5  # the observer goes once it printed the end
     while orch.list_services(project["id"]) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert orch.list_services(project["id"]) == []

@@ -49,6 +49,7 @@ class FakeBus(Bus):
 
     def __init__(self) -> None:
         self.published: list[Event] = []
+        self.replays: list[tuple[str, list[Event]]] = []
         self.handler: EventHandler | None = None
 
     def start(self, handler: EventHandler) -> None:
@@ -56,6 +57,9 @@ class FakeBus(Bus):
 
     def publish(self, event: Event) -> None:
         self.published.append(event)
+
+    def publish_replay(self, project_id: str, events: list[Event]) -> None:
+        self.replays.append((project_id, events))
 
     def stop(self) -> None:
         self.handler = None

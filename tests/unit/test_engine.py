@@ -9,7 +9,6 @@ from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.projects.engine import ProjectsStillRunning
 from flops_manager.projects.health import EXIT_GRACE_S
-from flops_manager.projects.lifecycle import OBSERVER_READY_WAIT_S
 from tests.unit.conftest import HarnessFactory
 from tests.unit.engine_fakes import COMMIT, FakeOrchestrator, FakeRegistry, Harness, manifest_for, sla
 
@@ -57,9 +56,7 @@ def stage_trail(h: Harness, pid: str) -> list[tuple[int, str]]:
 def test_cold_project_runs_every_stage_and_leaves_nothing(make_harness: HarnessFactory) -> None:
     h = make_harness()
     pid = submit(h)
-    assert h.orchestrator.running(pid) == ["observer"]
-    assert h.project(pid).stage == Stage.PROJECT_START
-    to_build(h, pid)
+    assert h.project(pid).stage == Stage.IMAGE_BUILD
     assert h.orchestrator.running(pid) == ["builder", "observer"]
     assert h.project(pid).commit == COMMIT and h.project(pid).cache_hit is False
     h.send(pid, Source.BUILDER, EventKind.BUILD_STEP, "clone", step="clone", seconds=0.4)
@@ -103,15 +100,30 @@ def test_cache_hit_skips_the_build(make_harness: HarnessFactory) -> None:
     assert "builder" not in h.orchestrator.running(pid)
 
 
-def test_lookup_starts_without_an_observer_ready_after_the_wait(make_harness: HarnessFactory) -> None:
+def test_lookup_does_not_wait_for_the_observer_which_gets_what_it_missed(make_harness: HarnessFactory) -> None:
     h = make_harness()
     pid = submit(h)
-    h.advance(OBSERVER_READY_WAIT_S - 1)
-    assert h.project(pid).stage == Stage.PROJECT_START
-    h.advance(1.5)
     assert h.project(pid).stage == Stage.IMAGE_BUILD
-    observer_ready(h, pid)  # late: changes nothing
+    observer_ready(h, pid)  # late: changes no stage, replays the events so far
     assert [int(r.stage) for r in h.project(pid).stages] == [1, 2, 3]
+    assert [p for p, _ in h.bus.replays] == [pid]
+    replayed = [e.message for e in h.bus.replays[0][1]]
+    assert "stage 1 project start: SLA accepted" in replayed
+    assert replayed == [e.message for e in h.store.list_events(pid)]
+
+
+def test_an_observer_that_printed_the_end_is_undeployed_at_once_a_slow_one_after_its_grace(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness()
+    done, slow = submit(h), submit(h)
+    for pid in (done, slow):
+        h.engine.cancel(pid)
+    h.drain()
+    h.orchestrator.exit(done, "observer", 0)
+    h.advance(1)
+    assert h.orchestrator.running(done) == [] and h.orchestrator.running(slow) == ["observer"]
+    h.nothing_left_after_grace(slow)
 
 
 # failures at each stage, with their cause
@@ -295,13 +307,12 @@ def test_the_managers_own_events_coming_back_are_not_stored_twice(make_harness: 
 
 
 # cancel in every stage
-@pytest.mark.parametrize("stage", [s for s in Stage if s != Stage.POST_TRAINING])  # stage 6: test_engine_post_training
+# stage 1 passes within the submit's worker command; stage 6: test_engine_post_training
+@pytest.mark.parametrize("stage", [s for s in Stage if s not in {Stage.PROJECT_START, Stage.POST_TRAINING}])
 def test_cancel_in_every_stage_undeploys_everything(make_harness: HarnessFactory, stage: Stage) -> None:
     h = make_harness()
     h.engine.ctx.run_io = (lambda work: None) if stage == Stage.IMAGE_LOOKUP else (lambda work: work())
     pid = submit(h)
-    if stage >= Stage.IMAGE_LOOKUP:
-        observer_ready(h, pid)
     if stage >= Stage.ACTOR_DEPLOYMENT:
         h.send(pid, Source.BUILDER, EventKind.BUILD_SUCCEEDED, "b", manifest=manifest_for(h.key(pid)).model_dump())
     if stage == Stage.TRAINING:
@@ -321,7 +332,7 @@ def test_cancel_in_every_stage_undeploys_everything(make_harness: HarnessFactory
 # restart recovery
 def test_a_restarted_engine_resumes_every_stage(make_harness: HarnessFactory) -> None:
     first = make_harness()
-    waiting = submit(first)  # stage 1: the observer never said ready
+    waiting = first.engine.submit(sla(), "alice").id  # stored at stage 1; the manager stopped before starting it
     building = submit(first)
     to_build(first, building)
     training = submit(first)

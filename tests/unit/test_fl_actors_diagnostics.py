@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fl_actors.aggregator import failure_cause, overall_timeout_s
+from fl_actors.control_api import RunStatus
 from fl_actors.diagnostics import error_summary
-from fl_actors.flower_cli import RunStatus
 from tests.unit.fl_actors_fakes import aggregator_job
 
 TRACEBACK = """\x1b[91mERROR \x1b[0m:     ServerApp raised an exception
