@@ -2,6 +2,7 @@
 
     python3 oci_stage.py deps URL         the shared dependency venv (learner set) and the pins
     python3 oci_stage.py aggregator URL   the aggregator's extra packages (mlflow-skinny, ...)
+    python3 oci_stage.py serving URL      a serving image's venv: its serving requirements only (stage 6)
     python3 oci_stage.py check APP_DIR    bytecode of the FLOps packages, then the repo probe
     python3 oci_stage.py compile APP_DIR  bytecode of the FLOps packages only
 
@@ -222,6 +223,18 @@ def aggregator(build: Path) -> None:
     print(f"aggregator adds {len(pins)} packages", flush=True)
 
 
+def serving(build: Path) -> None:
+    """The venv of a serving image: exactly its serving requirements (``requirements.txt``), no Flower."""
+    _uv(build, "venv", "--quiet", "--python", sys.executable, str(VENV), phase="venv")
+    _pip_install(build, "--requirement", str(build / "requirements.txt"))
+    site = _site_packages()
+    (site / "flops.pth").write_text(f"{LIB}\n")
+    _prune_tests(site)
+    _compile(site)
+    installed = _uv(build, "pip", "freeze", "--python", str(PYTHON), phase="freeze").splitlines()
+    print(f"serving venv: {len([line for line in installed if line.strip()])} packages", flush=True)
+
+
 def compile_lib(app_dir: Path) -> None:
     """Only compile the FLOps packages (the image's repo was probed in an image of the same versions)."""
     subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(LIB)], check=False)
@@ -268,7 +281,7 @@ def main() -> None:
     if command in ("check", "compile"):
         {"check": check, "compile": compile_lib}[command](Path(target))
     else:
-        _in_build(target, {"deps": deps, "aggregator": aggregator}[command])
+        _in_build(target, {"deps": deps, "aggregator": aggregator, "serving": serving}[command])
 
 
 if __name__ == "__main__":
