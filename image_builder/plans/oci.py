@@ -26,7 +26,7 @@ import shutil
 import tarfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,9 +178,9 @@ class DockerEngineUser:
         return True
 
     @contextmanager
-    def _served(self, files: dict[str, bytes]) -> Iterator[str]:
+    def _served(self, files: Mapping[str, bytes | Path]) -> Iterator[str]:
         """Serve uv, the in-build script, the CA bundle (if any) and ``files`` for one build."""
-        inputs = {"uv": Path(uv_bin()).read_bytes(), "oci_stage.py": Path(oci_stage.__file__).read_bytes(), **files}
+        inputs: dict[str, bytes | Path] = {"uv": Path(uv_bin()), "oci_stage.py": Path(oci_stage.__file__), **files}
         ca = ca_bundle()
         if ca is not None:
             inputs["ca.crt"] = ca.read_bytes()
@@ -245,9 +245,12 @@ def label_instruction(labels: dict[str, str]) -> str:
 
 
 class InputServer:
-    """Serves a build's input files on 127.0.0.1 under a random path until closed."""
+    """Serves a build's input files on 127.0.0.1 under a random path until closed.
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    A value is the file's content, or a host file streamed as it is read (wheels of hundreds of MB).
+    """
+
+    def __init__(self, files: Mapping[str, bytes | Path]) -> None:
         import http.server
         import secrets
 
@@ -261,6 +264,12 @@ class InputServer:
                     self.send_error(404)
                     return
                 self.send_response(200)
+                if isinstance(data, Path):
+                    self.send_header("Content-Length", str(data.stat().st_size))
+                    self.end_headers()
+                    with data.open("rb") as source:
+                        shutil.copyfileobj(source, self.wfile, 1 << 20)
+                    return
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -9,8 +9,8 @@
 URL is where the builder serves this build's inputs on 127.0.0.1 for the duration of the build (the
 legacy builder has no ``RUN --mount``): ``uv`` (the builder's binary), ``ca.crt`` when the host has one
 (a TLS-intercepting proxy may sit between the build and the index), ``requirements.txt`` (the repo's),
-``learner.in``, ``aggregator.in`` (what FLOps adds). They are fetched
-into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
+``learner.in``, ``aggregator.in`` (what FLOps adds), ``wheels.txt`` (serving: local wheels offered).
+They are fetched into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
 Failures print one ``FLOPS_STAGE_FAILED`` line (JSON) and exit non-zero; ``check`` prints one
 ``FLOPS_PROBE_RESULT`` line (JSON) either way.
 
@@ -50,7 +50,7 @@ MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
 # Test suites shipped inside these packages are never imported by an actor (tens of MB).
 PRUNE_TESTS_OF = ("numpy", "scipy", "sklearn", "pandas", "matplotlib", "networkx", "sympy", "statsmodels", "skimage")
 PROBE_TIMEOUT_S = 300
-_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar")
+_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar", "wheels.txt")
 
 
 def _fail(phase: str, message: str, output: str = "") -> None:
@@ -223,10 +223,15 @@ def aggregator(build: Path) -> None:
     print(f"aggregator adds {len(pins)} packages", flush=True)
 
 
-def serving(build: Path) -> None:
-    """The venv of a serving image: exactly its serving requirements (``requirements.txt``), no Flower."""
+def serving(build: Path, url: str) -> None:
+    """The venv of a serving image: exactly its serving requirements (``requirements.txt``), no Flower.
+
+    ``wheels.txt``, when served, names local wheels the builder offers at ``URL/wheels/`` (its find-links:
+    e.g. a CPU-only torch, which PyPI does not have) for uv to prefer.
+    """
     _uv(build, "venv", "--quiet", "--python", sys.executable, str(VENV), phase="venv")
-    _pip_install(build, "--requirement", str(build / "requirements.txt"))
+    links = ["--find-links", f"{url}/wheels/"] if (build / "wheels.txt").is_file() else []
+    _pip_install(build, "--requirement", str(build / "requirements.txt"), *links)
     site = _site_packages()
     (site / "flops.pth").write_text(f"{LIB}\n")
     _prune_tests(site)
@@ -281,7 +286,8 @@ def main() -> None:
     if command in ("check", "compile"):
         {"check": check, "compile": compile_lib}[command](Path(target))
     else:
-        _in_build(target, {"deps": deps, "aggregator": aggregator, "serving": serving}[command])
+        work = {"deps": deps, "aggregator": aggregator, "serving": lambda build: serving(build, target)}[command]
+        _in_build(target, work)
 
 
 if __name__ == "__main__":

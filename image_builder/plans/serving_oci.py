@@ -18,6 +18,7 @@ registry is not built again, and a new version with the same requirements only a
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -64,6 +65,28 @@ CMD ["python", "-m", "inference"]
 """
 
 
+def local_wheels(find_links: list[str]) -> dict[str, Path]:
+    """The wheels in the job's find-links directories (those this builder can read), by file name."""
+    wheels: dict[str, Path] = {}
+    for link in find_links:
+        directory = Path(link)
+        if directory.is_dir():
+            for wheel in sorted(directory.glob("*.whl")):
+                wheels.setdefault(wheel.name, wheel)
+    return wheels
+
+
+def find_links_inputs(wheels: dict[str, Path]) -> dict[str, bytes | Path]:
+    """What a dependency build fetches to use ``wheels``: ``wheels.txt``, a flat index page and the files."""
+    if not wheels:
+        return {}
+    page = "".join(f'<a href="{html.escape(name)}">{html.escape(name)}</a>\n' for name in sorted(wheels))
+    inputs: dict[str, bytes | Path] = {f"wheels/{name}": path for name, path in wheels.items()}
+    inputs["wheels/"] = f"<html><body>\n{page}</body></html>\n".encode()
+    inputs["wheels.txt"] = "".join(f"{name}\n" for name in sorted(wheels)).encode()
+    return inputs
+
+
 def serving_repository(customer_id: str) -> str:
     """``<customer>/trained_model`` (lower case, as registries require)."""
     return f"{re.sub(r'[^a-z0-9._-]', '-', customer_id.lower())}/trained_model"
@@ -75,12 +98,17 @@ def serving_tag(model: RegisteredModel, customer_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{repo}-{model.version}")[:128]
 
 
-def deps_layer_hash(requirements: list[str], base_id: str) -> str:
-    """The serving dependency image's tag: the requirements, the base image and the recipe."""
+def deps_layer_hash(requirements: list[str], base_id: str, wheels: list[str] | None = None) -> str:
+    """The serving dependency image's tag: the requirements, the local wheels offered, the base image, the recipe."""
     recipe = hashlib.sha256(RECIPE_VERSION.encode())
     for text in (DEPS_DOCKERFILE, Path(oci_stage.__file__).read_text(encoding="utf-8")):
         recipe.update(text.encode())
-    payload = {"requirements": sorted(requirements), "base": base_id, "recipe": recipe.hexdigest()}
+    payload = {
+        "requirements": sorted(requirements),
+        "wheels": sorted(wheels or []),
+        "base": base_id,
+        "recipe": recipe.hexdigest(),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -129,12 +157,13 @@ class OciServingPlan(DockerEngineUser):
 
     def _build(self, model_dir: Path, requirements: list[str], job: ServingBuildJob) -> ServingManifest:
         with self.recorder.step(BuildStep.SERVING_ENVIRONMENT) as info:
-            digest = deps_layer_hash(requirements, self._base_image_id())
+            wheels = local_wheels(job.uv_find_links)
+            digest = deps_layer_hash(requirements, self._base_image_id(), list(wheels))
             deps_ref = image_ref(job.registry, SERVING_DEPS_REPOSITORY, digest)
             reused = self._have(deps_ref)
             if not reused:
-                self._build_dependencies(requirements, deps_ref)
-            info.update(reused=reused, dependency_hash=digest, deps_image=deps_ref)
+                self._build_dependencies(requirements, wheels, deps_ref)
+            info.update(reused=reused, dependency_hash=digest, deps_image=deps_ref, local_wheels=sorted(wheels))
         manifest = ServingManifest(
             model=job.model,
             flavor=job.flavor,
@@ -163,9 +192,9 @@ class OciServingPlan(DockerEngineUser):
             }
         )
 
-    def _build_dependencies(self, requirements: list[str], tag: str) -> None:
+    def _build_dependencies(self, requirements: list[str], wheels: dict[str, Path], tag: str) -> None:
         """The serving venv, installed by uv inside the build from inputs served on 127.0.0.1."""
-        files = {"requirements.txt": "".join(f"{r}\n" for r in requirements).encode()}
+        files = {"requirements.txt": "".join(f"{r}\n" for r in requirements).encode(), **find_links_inputs(wheels)}
         with self._served(files) as url:
             context = self.scratch / "context-deps"
             context.mkdir()
