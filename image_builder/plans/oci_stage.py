@@ -9,7 +9,8 @@
 URL is where the builder serves this build's inputs on 127.0.0.1 for the duration of the build (the
 legacy builder has no ``RUN --mount``): ``uv`` (the builder's binary), ``ca.crt`` when the host has one
 (a TLS-intercepting proxy may sit between the build and the index), ``requirements.txt`` (the repo's),
-``learner.in``, ``aggregator.in`` (what FLOps adds), ``wheels.txt`` (serving: local wheels offered).
+``learner.in``, ``aggregator.in`` (what FLOps adds), ``wheels.txt`` and ``warm.txt`` (serving: local
+wheels offered, modules to import once).
 They are fetched into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
 Failures print one ``FLOPS_STAGE_FAILED`` line (JSON) and exit non-zero; ``check`` prints one
 ``FLOPS_PROBE_RESULT`` line (JSON) either way.
@@ -50,7 +51,7 @@ MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
 # Test suites shipped inside these packages are never imported by an actor (tens of MB).
 PRUNE_TESTS_OF = ("numpy", "scipy", "sklearn", "pandas", "matplotlib", "networkx", "sympy", "statsmodels", "skimage")
 PROBE_TIMEOUT_S = 300
-_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar", "wheels.txt")
+_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar", "wheels.txt", "warm.txt")
 
 
 def _fail(phase: str, message: str, output: str = "") -> None:
@@ -223,6 +224,19 @@ def aggregator(build: Path) -> None:
     print(f"aggregator adds {len(pins)} packages", flush=True)
 
 
+def _warm_imports(build: Path) -> None:
+    """Import the modules ``warm.txt`` names once (``-I``: bytecode is written whatever the environment says).
+
+    Only what the inference service imports gets compiled, in seconds, where compiling the whole venv
+    (scipy, pandas, ...) takes minutes on a small machine.
+    """
+    warm = build / "warm.txt"
+    if not warm.is_file():
+        return
+    for module in warm.read_text().split():
+        subprocess.run([str(PYTHON), "-I", "-c", f"import {module}"], capture_output=True, check=False)
+
+
 def serving(build: Path, url: str) -> None:
     """The venv of a serving image: exactly its serving requirements (``requirements.txt``), no Flower.
 
@@ -235,7 +249,7 @@ def serving(build: Path, url: str) -> None:
     site = _site_packages()
     (site / "flops.pth").write_text(f"{LIB}\n")
     _prune_tests(site)
-    _compile(site)
+    _warm_imports(build)
     installed = _uv(build, "pip", "freeze", "--python", str(PYTHON), phase="freeze").splitlines()
     print(f"serving venv: {len([line for line in installed if line.strip()])} packages", flush=True)
 

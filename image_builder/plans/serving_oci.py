@@ -11,8 +11,9 @@ Layers, bottom up::
     model layer         FLOPS' serving packages (flops_common, inference) and the model files; the build
                         loads the model as the inference service will (the load check)
 
-The published manifest travels in the image's ``org.flops.serving`` label: a version already in the
-registry is not built again, and a new version with the same requirements only adds its model layer.
+The published manifest travels in the image's ``org.flops.serving`` label (with the project in
+``org.flops.project``): a version already in the registry is not built again, and a new version with the
+same requirements only adds its model layer.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from flops_common.oci_images import DEFAULT_BASE_IMAGE, image_ref
+from flops_common.oci_images import DEFAULT_BASE_IMAGE, LABEL_PROJECT, image_ref
 from flops_common.oci_registry import DistributionClient, RegistryUnavailable
 from flops_common.serving import RegisteredModel, ServingBuildJob, ServingManifest
 from image_builder.actor_runtime import package_dir
@@ -41,6 +42,8 @@ from image_builder.timing import StepRecorder
 LABEL_SERVING = "org.flops.serving"
 SERVING_DEPS_REPOSITORY = "flops/serving-deps"
 MODEL_DIR = "/opt/flops/model"
+# The flavor's own library, imported by its MLflow loader when the model loads.
+FLAVOR_MODULES = {"sklearn": ("sklearn", "skops.io"), "pytorch": ("torch",)}
 # Bump when the Dockerfiles below or what ``oci_stage.serving`` installs change.
 RECIPE_VERSION = "1"
 
@@ -87,6 +90,11 @@ def find_links_inputs(wheels: dict[str, Path]) -> dict[str, bytes | Path]:
     return inputs
 
 
+def warm_modules(flavor: str) -> list[str]:
+    """What the inference service of ``flavor`` imports: compiled once in the dependency layer."""
+    return ["mlflow.pyfunc.scoring_server", "uvicorn", "pandas", f"mlflow.{flavor}", *FLAVOR_MODULES.get(flavor, ())]
+
+
 def serving_repository(customer_id: str) -> str:
     """``<customer>/trained_model`` (lower case, as registries require)."""
     return f"{re.sub(r'[^a-z0-9._-]', '-', customer_id.lower())}/trained_model"
@@ -98,13 +106,14 @@ def serving_tag(model: RegisteredModel, customer_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{repo}-{model.version}")[:128]
 
 
-def deps_layer_hash(requirements: list[str], base_id: str, wheels: list[str] | None = None) -> str:
-    """The serving dependency image's tag: the requirements, the local wheels offered, the base image, the recipe."""
+def deps_layer_hash(requirements: list[str], flavor: str, base_id: str, wheels: list[str] | None = None) -> str:
+    """The serving dependency image's tag: requirements, flavor (what is compiled), local wheels, base, recipe."""
     recipe = hashlib.sha256(RECIPE_VERSION.encode())
     for text in (DEPS_DOCKERFILE, Path(oci_stage.__file__).read_text(encoding="utf-8")):
         recipe.update(text.encode())
     payload = {
         "requirements": sorted(requirements),
+        "flavor": flavor,
         "wheels": sorted(wheels or []),
         "base": base_id,
         "recipe": recipe.hexdigest(),
@@ -141,7 +150,9 @@ class OciServingPlan(DockerEngineUser):
             return None
         finally:
             client.close()
-        if not labels or LABEL_SERVING not in labels:
+        # The project too: another FLOps deployment (its own MLflow) pushing to this registry counts
+        # versions of a model of the same name from 1 as well.
+        if not labels or LABEL_SERVING not in labels or labels.get(LABEL_PROJECT) != job.project_id:
             return None
         manifest = ServingManifest.model_validate_json(labels[LABEL_SERVING])
         return manifest if manifest.model == job.model else None
@@ -158,7 +169,7 @@ class OciServingPlan(DockerEngineUser):
     def _build(self, model_dir: Path, requirements: list[str], job: ServingBuildJob) -> ServingManifest:
         with self.recorder.step(BuildStep.SERVING_ENVIRONMENT) as info:
             wheels = local_wheels(job.uv_find_links)
-            digest = deps_layer_hash(requirements, self._base_image_id(), list(wheels))
+            digest = deps_layer_hash(requirements, job.flavor.value, self._base_image_id(), list(wheels))
             deps_ref = image_ref(job.registry, SERVING_DEPS_REPOSITORY, digest)
             reused = self._have(deps_ref)
             if not reused:
@@ -194,7 +205,11 @@ class OciServingPlan(DockerEngineUser):
 
     def _build_dependencies(self, requirements: list[str], wheels: dict[str, Path], tag: str) -> None:
         """The serving venv, installed by uv inside the build from inputs served on 127.0.0.1."""
-        files = {"requirements.txt": "".join(f"{r}\n" for r in requirements).encode(), **find_links_inputs(wheels)}
+        files = {
+            "requirements.txt": "".join(f"{r}\n" for r in requirements).encode(),
+            "warm.txt": "\n".join(warm_modules(self.job.flavor.value)).encode(),
+            **find_links_inputs(wheels),
+        }
         with self._served(files) as url:
             context = self.scratch / "context-deps"
             context.mkdir()
@@ -211,7 +226,7 @@ class OciServingPlan(DockerEngineUser):
         for name in SERVING_PACKAGES:
             shutil.copytree(package_dir(name), context / "lib" / name, ignore=ignore)
         shutil.copytree(model_dir, context / "model")
-        labels = label_instruction({LABEL_SERVING: manifest.model_dump_json()})
+        labels = label_instruction({LABEL_SERVING: manifest.model_dump_json(), LABEL_PROJECT: self.job.project_id})
         dockerfile = MODEL_DOCKERFILE.format(deps=deps_ref, model_dir=MODEL_DIR, labels=labels)
         (context / "Dockerfile").write_text(dockerfile, encoding="utf-8")
         return context

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import numpy as np
 
 from flops_suite.embedded import EmbeddedSuite
@@ -37,3 +38,22 @@ def as_array(predictions: list[Any]) -> np.ndarray:
     if predictions and isinstance(predictions[0], dict):
         return np.asarray([list(record.values()) for record in predictions])
     return np.asarray(predictions)
+
+
+def assert_answers_as_registered(suite: EmbeddedSuite, url: str, model_uri: str) -> None:
+    """``url``'s ``/invocations`` (CSV and JSON) predicts what ``mlflow.pyfunc.load_model(model_uri)`` does here.
+
+    For a flavor this environment can load (sklearn); MLflow's credentials, if any, in the environment.
+    """
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(suite.mlflow_url)
+    rows = sample_rows(suite)
+    frame = pd.DataFrame(rows, columns=[f"p{i}" for i in range(rows.shape[1])])
+    expected = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(frame))
+    for body, content_type in ((as_csv(rows), "text/csv"), (as_split_json(rows), "application/json")):
+        answer = httpx.post(f"{url}/invocations", content=body, headers={"Content-Type": content_type}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        served = as_array(answer.json()["predictions"])
+        assert served.shape == expected.shape and np.array_equal(served.astype(expected.dtype), expected)

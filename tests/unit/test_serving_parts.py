@@ -68,8 +68,12 @@ def test_oci_plan_layers_hold_only_serving_parts(tmp_path: Path) -> None:
     assert serving_repository("A B") == "a-b/trained_model"
     assert serving_tag(MODEL, "alice") == "digits-4"
     # The dependency layer's key follows the requirements (as a set) and the base image, nothing else.
-    assert deps_layer_hash(["a", "b"], "sha256:1") == deps_layer_hash(["b", "a"], "sha256:1")
-    assert deps_layer_hash(["a"], "sha256:1") not in {deps_layer_hash(["a"], "sha256:2"), deps_layer_hash([], "x")}
+    assert deps_layer_hash(["a", "b"], "sklearn", "sha256:1") == deps_layer_hash(["b", "a"], "sklearn", "sha256:1")
+    assert deps_layer_hash(["a"], "sklearn", "sha256:1") not in {
+        deps_layer_hash(["a"], "sklearn", "sha256:2"),
+        deps_layer_hash(["a"], "sklearn", "sha256:1", ["torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl"]),
+        deps_layer_hash([], "sklearn", "x"),
+    }
     assert "flops-stage.py serving {url}" in DEPS_DOCKERFILE and "mlflow" not in DEPS_DOCKERFILE
     model_dir = tmp_path / "download"
     model_dir.mkdir()
