@@ -47,6 +47,8 @@ class ServiceSpec(BaseModel):
     placement: Placement = Field(default_factory=Placement)
     resources: ResourceConstraints = Field(default_factory=ResourceConstraints)
     one_shot: bool = True
+    # Host directories the service reads at the same path (container backends bind them read-only).
+    read_only_paths: list[str] = Field(default_factory=list)
 
 
 class ServiceHandle(BaseModel):

@@ -123,6 +123,7 @@ class DockerBackedOrchestrator(Orchestrator):
         if spec.role is ServiceRole.LEARNER and node is not None and node.data_dir:
             Path(node.data_dir).mkdir(parents=True, exist_ok=True)
             binds.append(Bind(node.data_dir, node.data_dir, read_only=True))
+        binds += [Bind(path, path, read_only=True) for path in spec.read_only_paths if Path(path).is_dir()]
         if spec.role is ServiceRole.BUILDER:
             socket = socket_path(self._docker_host)
             if socket is not None:

@@ -4,6 +4,7 @@ A node's FLOps capabilities are its Swarm node labels (``docker node update --la
 
     flops.image-builder=true      may run image builders (it needs a Docker engine to build on)
     flops.learner=true            may run learners
+    flops.inference=true          may run inference services (when no node has it, any node may)
     flops.data-tag.<tag>=true     holds data under <tag>
     flops.data-dir=/abs/path      where that data lives (default: FLOPS_HOME/nodes/<hostname>/data)
 
@@ -36,6 +37,7 @@ from docker.types import Mount, Resources, RestartPolicy, SecretReference, Servi
 from flops_common.secret_env import SECRET_ENV_FILE, SECRET_ENV_PATH
 from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
+    CAP_INFERENCE,
     CAP_LEARNER,
     Node,
     Placement,
@@ -57,7 +59,7 @@ log = logging.getLogger(__name__)
 NODE_LABEL_PREFIX = "flops."
 DATA_TAG_PREFIX = "flops.data-tag."
 DATA_DIR_LABEL = "flops.data-dir"
-CAPABILITIES = (CAP_IMAGE_BUILDER, CAP_LEARNER)
+CAPABILITIES = (CAP_IMAGE_BUILDER, CAP_LEARNER, CAP_INFERENCE)
 STOP_GRACE_NS = 10 * 10**9
 # Task states after which the task's container has stopped for good.
 _TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}

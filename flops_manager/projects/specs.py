@@ -151,10 +151,12 @@ def serving_builder_spec(
         customer_id=project.customer_id,
         registry=registry_location,
         tracking_uri=tracking_uri,
-        **_build_plan(settings),
+        **{**_build_plan(settings), "uv_find_links": settings.uv_find_links},
     )
     env = {JOB_ENV: job.model_dump_json(), JOB_KIND_ENV: SERVING_JOB_KIND}
-    return _builder(settings, project, "serving-builder", env, tracking=True)
+    spec = _builder(settings, project, "serving-builder", env, tracking=True)
+    # Both plans prefer the find-links' wheels (e.g. a CPU-only torch); a container builder reads them in place.
+    return spec.model_copy(update={"read_only_paths": list(settings.uv_find_links)})
 
 
 def inference_spec(

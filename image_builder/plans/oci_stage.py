@@ -2,14 +2,16 @@
 
     python3 oci_stage.py deps URL         the shared dependency venv (learner set) and the pins
     python3 oci_stage.py aggregator URL   the aggregator's extra packages (mlflow-skinny, ...)
+    python3 oci_stage.py serving URL      a serving image's venv: its serving requirements only (stage 6)
     python3 oci_stage.py check APP_DIR    bytecode of the FLOps packages, then the repo probe
     python3 oci_stage.py compile APP_DIR  bytecode of the FLOps packages only
 
 URL is where the builder serves this build's inputs on 127.0.0.1 for the duration of the build (the
 legacy builder has no ``RUN --mount``): ``uv`` (the builder's binary), ``ca.crt`` when the host has one
 (a TLS-intercepting proxy may sit between the build and the index), ``requirements.txt`` (the repo's),
-``learner.in``, ``aggregator.in`` (what FLOps adds). They are fetched
-into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
+``learner.in``, ``aggregator.in`` (what FLOps adds), ``wheels.txt`` and ``warm.txt`` (serving: local
+wheels offered, modules to import once).
+They are fetched into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
 Failures print one ``FLOPS_STAGE_FAILED`` line (JSON) and exit non-zero; ``check`` prints one
 ``FLOPS_PROBE_RESULT`` line (JSON) either way.
 
@@ -49,7 +51,7 @@ MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
 # Test suites shipped inside these packages are never imported by an actor (tens of MB).
 PRUNE_TESTS_OF = ("numpy", "scipy", "sklearn", "pandas", "matplotlib", "networkx", "sympy", "statsmodels", "skimage")
 PROBE_TIMEOUT_S = 300
-_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar")
+_INPUTS = ("uv", "ca.crt", "requirements.txt", "learner.in", "aggregator.in", "opt.tar", "wheels.txt", "warm.txt")
 
 
 def _fail(phase: str, message: str, output: str = "") -> None:
@@ -222,6 +224,36 @@ def aggregator(build: Path) -> None:
     print(f"aggregator adds {len(pins)} packages", flush=True)
 
 
+def _warm_imports(build: Path) -> None:
+    """Import the modules ``warm.txt`` names once (``-I``: bytecode is written whatever the environment says).
+
+    Only what the inference service imports gets compiled, in seconds, where compiling the whole venv
+    (scipy, pandas, ...) takes minutes on a small machine.
+    """
+    warm = build / "warm.txt"
+    if not warm.is_file():
+        return
+    for module in warm.read_text().split():
+        subprocess.run([str(PYTHON), "-I", "-c", f"import {module}"], capture_output=True, check=False)
+
+
+def serving(build: Path, url: str) -> None:
+    """The venv of a serving image: exactly its serving requirements (``requirements.txt``), no Flower.
+
+    ``wheels.txt``, when served, names local wheels the builder offers at ``URL/wheels/`` (its find-links:
+    e.g. a CPU-only torch, which PyPI does not have) for uv to prefer.
+    """
+    _uv(build, "venv", "--quiet", "--python", sys.executable, str(VENV), phase="venv")
+    links = ["--find-links", f"{url}/wheels/"] if (build / "wheels.txt").is_file() else []
+    _pip_install(build, "--requirement", str(build / "requirements.txt"), *links)
+    site = _site_packages()
+    (site / "flops.pth").write_text(f"{LIB}\n")
+    _prune_tests(site)
+    _warm_imports(build)
+    installed = _uv(build, "pip", "freeze", "--python", str(PYTHON), phase="freeze").splitlines()
+    print(f"serving venv: {len([line for line in installed if line.strip()])} packages", flush=True)
+
+
 def compile_lib(app_dir: Path) -> None:
     """Only compile the FLOps packages (the image's repo was probed in an image of the same versions)."""
     subprocess.run([str(PYTHON), "-m", "compileall", "-q", str(LIB)], check=False)
@@ -268,7 +300,8 @@ def main() -> None:
     if command in ("check", "compile"):
         {"check": check, "compile": compile_lib}[command](Path(target))
     else:
-        _in_build(target, {"deps": deps, "aggregator": aggregator}[command])
+        work = {"deps": deps, "aggregator": aggregator, "serving": lambda build: serving(build, target)}[command]
+        _in_build(target, work)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from docker.errors import NotFound
 from mlflow.tracking import MlflowClient
@@ -31,10 +32,12 @@ from flops_suite.example_repos import publish_repo
 from tests.e2e.conftest import assert_no_internals, example_sla, wait_final, wait_stage
 from tests.e2e.containers import DockerEngine, interfaces, labelled_containers, suite_on_engine
 from tests.e2e.learning import assert_learned
+from tests.e2e.serving import STEPS, as_csv, assert_answers_as_registered, sample_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 BROKEN = Path(__file__).resolve().parents[1] / "broken_repos"
+SERVING_IMAGE_MAX_BYTES = 700 * 10**6  # base ~100 MB + mlflow-skinny, pandas, scikit-learn, skops
 
 
 @dataclass
@@ -139,10 +142,14 @@ def test_sklearn_project_through_containers(containers: DockerSetup, monkeypatch
     _assert_no_container_left(setup, project["id"])
 
 
-@pytest.mark.timeout(300)
-def test_second_run_hits_the_registry_cache(containers: DockerSetup) -> None:
+@pytest.mark.timeout(900)
+def test_second_run_hits_the_registry_cache_and_serves_its_model(
+    containers: DockerSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
     setup = containers
-    accepted = setup.admin.submit(example_sla(setup.suite, "digits_sklearn", training_rounds=1))
+    sla = example_sla(setup.suite, "digits_sklearn", training_rounds=1)
+    sla["post_training_steps"] = STEPS
+    accepted = setup.admin.submit(sla)
     # While it trains, the orchestrator finds its containers again by their labels.
     running = wait_stage(setup.admin, accepted["project_id"], 5, timeout_s=180)
     assert running["stage"] == 5, running.get("cause")
@@ -164,16 +171,65 @@ def test_second_run_hits_the_registry_cache(containers: DockerSetup) -> None:
     inspected = json.dumps([c.attrs for c in _project_containers(setup, accepted["project_id"])])
     for secret in (creds.mqtt_password, creds.mlflow_password):
         assert secret.get_secret_value() not in inspected  # not in any container's configuration
-    project = wait_final(setup.admin, accepted["project_id"], timeout_s=240)
+    project = wait_final(setup.admin, accepted["project_id"], timeout_s=600)
     assert project["status"] == "succeeded", project.get("cause")
     assert project["cache_hit"] is True
-    assert [s["stage"] for s in project["stages"]] == [1, 2, 4, 5]
-    assert not (setup.suite.home / "services" / project["id"] / "builder").exists()  # no builder started
-    _assert_no_container_left(setup, project["id"])
-    assert orchestrator.list_services(project["id"]) == []
+    assert [s["stage"] for s in project["stages"]] == [1, 2, 4, 5, 6]
+    assert not (setup.suite.home / "services" / project["id"] / "builder").exists()  # no actor build
     saved = orchestrator.logs(found["aggregator"])  # kept after the container was removed
     assert "training finished" in saved or "Flower run" in saved
+
+    # Stage 6: only the inference container outlives training, and it holds no credential.
+    deadline = time.monotonic() + 15  # the observer goes a few seconds after the end
+    while len(left := _project_containers(setup, project["id"])) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [c.labels["org.flops.service"] for c in left] == ["inference"], [c.name for c in left]
+    for secret in (creds.mqtt_password, creds.mlflow_password):
+        assert secret.get_secret_value() not in json.dumps(left[0].attrs)
+    assert left[0].attrs["HostConfig"]["NetworkMode"] == "host"
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", creds.mlflow_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds.mlflow_password.get_secret_value())
+    check_serving_image(setup, setup.admin.project(project["id"]))
+    # A restarted manager finds the inference container again and still forwards to it.
+    setup.suite.stop_service("manager")
+    setup.suite.start_service("manager")
+    assert setup.admin.project(project["id"])["inference"]["state"] == "running"
+    rows = sample_rows(setup.suite, 5)
+    assert len(setup.admin.predict(project["id"], as_csv(rows), "text/csv")["predictions"]) == 5
+    setup.admin.stop_inference(project["id"])
+    assert setup.admin.project(project["id"])["inference"]["state"] == "stopped"
+    _assert_no_container_left(setup, project["id"])
+    assert orchestrator.list_services(project["id"]) == []
     orchestrator.close()
+
+
+def check_serving_image(setup: DockerSetup, project: dict[str, Any]) -> None:
+    """The serving image (slim, only serving packages) and its container answer as the registered model."""
+    model = project["registered_model"]
+    image = project["serving"]["artifact"]
+    assert image == f"{setup.registry}/admin/trained_model:digits_sklearn-{model['version']}"
+    assert {"download", "dependencies", "serving_environment", "load_check", "publish"} == set(
+        project["serving_step_seconds"]
+    )
+    size = setup.client.images.get(image).attrs["Size"]
+    print(f"serving image {image}: {size / 1e6:.0f} MB, steps {project['serving_step_seconds']}")
+    assert size < SERVING_IMAGE_MAX_BYTES, f"{image} is {size / 1e6:.0f} MB"
+    probe = (
+        "import importlib.metadata as m, importlib.util as u, sys; "
+        "names = {d.metadata['Name'] for d in m.distributions()}; "
+        "sys.exit(0 if 'mlflow-skinny' in names and not names & {'mlflow', 'flwr', 'torch'} "
+        "and u.find_spec('fl_actors') is None else 1)"
+    )
+    run = setup.client.containers.run(image, ["python", "-c", probe], network_mode="host", detach=True)
+    code = run.wait(timeout=60)["StatusCode"]
+    run.remove(force=True)
+    assert code == 0, f"{image} holds more than the serving packages"
+
+    url = project["inference"]["url"]
+    assert_answers_as_registered(setup.suite, url, model["uri"])
+    body = as_csv(sample_rows(setup.suite))
+    direct = httpx.post(f"{url}/invocations", content=body, headers={"Content-Type": "text/csv"}, timeout=60)
+    assert setup.admin.predict(project["id"], body, "text/csv") == direct.json()  # the manager forwards it
 
 
 @pytest.mark.timeout(400)

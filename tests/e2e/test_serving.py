@@ -20,12 +20,12 @@ from flops_manager.cli.client import ApiError, FlopsClient
 from flops_manager.orchestrator.local import service_processes
 from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final, wait_stage
+from tests.e2e.serving import STEPS, as_array, as_csv, as_split_json, sample_rows
 from tests.helpers.git_repos import make_git_repo
 from tests.helpers.wheels import make_wheel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # actor build, training and serving build each
 
-STEPS = ["build_image_for_trained_model", "deploy_trained_model_image"]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ml_repos"
 _LOAD_AND_PREDICT = """
 import json, sys
@@ -35,25 +35,6 @@ model = mlflow.pyfunc.load_model(sys.argv[1])
 frame = pd.DataFrame(rows, columns=[f"p{i}" for i in range(rows.shape[1])])
 print(json.dumps(np.asarray(model.predict(frame)).tolist()))
 """
-
-
-def sample_rows(suite: EmbeddedSuite, count: int = 20) -> np.ndarray:
-    """The first test rows of learner-0's digits, scaled as the examples train on them."""
-    with np.load(suite.home / "nodes" / "learner-0" / "data" / "digits" / "part.npz") as part:
-        return (part["x_test"][:count] / 16.0).astype(np.float32)
-
-
-def as_csv(rows: np.ndarray) -> bytes:
-    """CSV with a header row, full float32 precision."""
-    header = ",".join(f"p{i}" for i in range(rows.shape[1]))
-    lines = [",".join(repr(float(v)) for v in row) for row in rows]
-    return ("\n".join([header, *lines]) + "\n").encode()
-
-
-def as_split_json(rows: np.ndarray) -> bytes:
-    """MLflow's ``dataframe_split`` JSON."""
-    columns = [f"p{i}" for i in range(rows.shape[1])]
-    return json.dumps({"dataframe_split": {"columns": columns, "data": rows.tolist()}}).encode()
 
 
 def registry_predictions(suite: EmbeddedSuite, runtime: str, uri: str, rows: np.ndarray) -> np.ndarray:
@@ -80,13 +61,6 @@ def registry_predictions(suite: EmbeddedSuite, runtime: str, uri: str, rows: np.
         check=True,
     )
     return np.asarray(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def as_array(predictions: list[Any]) -> np.ndarray:
-    """MLflow's ``predictions``: a list of values, or of column -> value records (a DataFrame's answer)."""
-    if predictions and isinstance(predictions[0], dict):
-        return np.asarray([list(record.values()) for record in predictions])
-    return np.asarray(predictions)
 
 
 def served_project(suite: EmbeddedSuite, admin: FlopsClient, example: str, **training: Any) -> dict[str, Any]:

@@ -55,6 +55,21 @@ def test_the_builder_gets_the_engine_socket_and_the_ca_bundle(tmp_path: Path) ->
     assert tcp._binds(spec, None) == ([], {"DOCKER_HOST": "tcp://127.0.0.1:2375"})
 
 
+def test_read_only_paths_are_bound_in_place_when_they_exist(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    spec = ServiceSpec(
+        name="serving-builder",
+        project_id="p",
+        role=ServiceRole.BUILDER,
+        command=["x"],
+        read_only_paths=[str(wheels), str(tmp_path / "missing")],
+    )
+    binds, _ = _docker(tmp_path)._binds(spec, None)
+    assert binds[0] == Bind(str(wheels), str(wheels), read_only=True)
+    assert all(b.source != str(tmp_path / "missing") for b in binds)
+
+
 def _labels(orchestrator: DockerBackedOrchestrator) -> dict[str, str]:
     spec = ServiceSpec(name="learner-1", project_id="p1", role=ServiceRole.LEARNER, command=["x"])
     return orchestrator._labels(spec, "learner-1")

@@ -9,7 +9,14 @@ from flops_common.jobs import BusConfig
 from flops_common.serving import RegisteredModel, ServingBuildJob, ServingManifest, registered_model_name
 from flops_common.sla import ModelFlavor
 from image_builder.notify import Notifier
-from image_builder.plans.serving_oci import MODEL_DIR, OciServingPlan, serving_repository
+from image_builder.plans.serving_oci import (
+    DEPS_DOCKERFILE,
+    MODEL_DIR,
+    OciServingPlan,
+    deps_layer_hash,
+    serving_repository,
+    serving_tag,
+)
 from image_builder.serving_runtime import dependency_hash, model_requirements, serving_requirements
 from image_builder.timing import StepRecorder
 
@@ -44,7 +51,7 @@ def test_dependency_hash_follows_requirements_only() -> None:
     assert dependency_hash(["a"], []) != dependency_hash(["a==1"], [])
 
 
-def test_oci_plan_context_has_only_serving_parts(tmp_path: Path) -> None:
+def test_oci_plan_layers_hold_only_serving_parts(tmp_path: Path) -> None:
     job = ServingBuildJob(
         project_id="p1",
         bus=BusConfig(),
@@ -57,7 +64,17 @@ def test_oci_plan_context_has_only_serving_parts(tmp_path: Path) -> None:
         base_image="flops-base:bookworm",
     )
     plan = OciServingPlan(job, tmp_path, StepRecorder(Notifier(BusConfig(port=1), "p1")))
-    assert plan.ref == "127.0.0.1:5000/alice/trained_model:4" and serving_repository("A B") == "a-b/trained_model"
+    assert plan.ref == "127.0.0.1:5000/alice/trained_model:flops-alice-digits-4"
+    assert serving_repository("A B") == "a-b/trained_model"
+    assert serving_tag(MODEL, "alice") == "digits-4"
+    # The dependency layer's key follows the requirements (as a set) and the base image, nothing else.
+    assert deps_layer_hash(["a", "b"], "sklearn", "sha256:1") == deps_layer_hash(["b", "a"], "sklearn", "sha256:1")
+    assert deps_layer_hash(["a"], "sklearn", "sha256:1") not in {
+        deps_layer_hash(["a"], "sklearn", "sha256:2"),
+        deps_layer_hash(["a"], "sklearn", "sha256:1", ["torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl"]),
+        deps_layer_hash([], "sklearn", "x"),
+    }
+    assert "flops-stage.py serving {url}" in DEPS_DOCKERFILE and "mlflow" not in DEPS_DOCKERFILE
     model_dir = tmp_path / "download"
     model_dir.mkdir()
     (model_dir / "MLmodel").write_text("flavors: {}\n")
@@ -69,10 +86,9 @@ def test_oci_plan_context_has_only_serving_parts(tmp_path: Path) -> None:
         dependency_hash="h",
         created_at=0.0,
     )
-    context = plan._context(model_dir, ["mlflow-skinny==3.17.2", "scikit-learn"], manifest)
+    context = plan.model_context(model_dir, "127.0.0.1:5000/flops/serving-deps:h", manifest)
     assert sorted(p.name for p in (context / "lib").iterdir()) == ["flops_common", "inference"]
     assert (context / "model" / "MLmodel").is_file()
     dockerfile = (context / "Dockerfile").read_text()
-    assert dockerfile.startswith("FROM flops-base:bookworm\n") and "org.flops.serving=" in dockerfile
-    assert f"python -m inference --check {MODEL_DIR}" in dockerfile
-    assert (context / "requirements.txt").read_text() == "mlflow-skinny==3.17.2\nscikit-learn\n"
+    assert dockerfile.count("FROM ") == 1 and "FROM 127.0.0.1:5000/flops/serving-deps:h\n" in dockerfile
+    assert "org.flops.serving=" in dockerfile and f"-m inference --check {MODEL_DIR}" in dockerfile

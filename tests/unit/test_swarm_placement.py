@@ -36,6 +36,7 @@ def test_labels_give_capabilities_tags_and_data_dir(tmp_path: Path) -> None:
     )
     labelled = node_from_swarm(_attrs("edge-2", {"flops.data-dir": "/srv/flops"}), tmp_path)
     assert labelled.data_dir == "/srv/flops" and labelled.capabilities == []
+    assert node_from_swarm(_attrs("edge-3", {"flops.inference": "true"}), tmp_path).capabilities == ["inference"]
 
 
 def test_placement_becomes_label_constraints_pinned_to_the_chosen_node() -> None:
