@@ -6,6 +6,7 @@ A node's FLOps capabilities are its Swarm node labels (``docker node update --la
     flops.learner=true            may run learners
     flops.data-tag.<tag>=true     holds data under <tag>
     flops.data-dir=/abs/path      where that data lives (default: FLOPS_HOME/nodes/<hostname>/data)
+    flops.cluster=<name>          the node's cluster (hierarchical mode; default: cluster-0)
 
 Only ready, active nodes count. Services:
 
@@ -37,6 +38,7 @@ from flops_common.secret_env import SECRET_ENV_FILE, SECRET_ENV_PATH
 from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
     CAP_LEARNER,
+    DEFAULT_CLUSTER,
     Node,
     Placement,
     ServiceHandle,
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 NODE_LABEL_PREFIX = "flops."
 DATA_TAG_PREFIX = "flops.data-tag."
 DATA_DIR_LABEL = "flops.data-dir"
+CLUSTER_LABEL = "flops.cluster"
 CAPABILITIES = (CAP_IMAGE_BUILDER, CAP_LEARNER)
 STOP_GRACE_NS = 10 * 10**9
 # Task states after which the task's container has stopped for good.
@@ -79,6 +82,8 @@ def constraints(placement: Placement, node: Node | None) -> list[str]:
     if placement.capability:
         result.append(f"node.labels.{capability_label(placement.capability)}==true")
     result += [f"node.labels.{data_tag_label(tag)}==true" for tag in placement.data_tags]
+    if placement.cluster is not None:
+        result.append(f"node.labels.{CLUSTER_LABEL}=={placement.cluster}")
     if node is not None:
         result.append(f"node.hostname=={node.name}")
     return result
@@ -93,7 +98,8 @@ def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
         k.removeprefix(DATA_TAG_PREFIX) for k, v in labels.items() if k.startswith(DATA_TAG_PREFIX) and v == "true"
     )
     data_dir = labels.get(DATA_DIR_LABEL) or str(default_data_root / hostname / "data")
-    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir)
+    cluster = labels.get(CLUSTER_LABEL) or DEFAULT_CLUSTER
+    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir, cluster=cluster)
 
 
 def update_node_labels(
