@@ -88,18 +88,22 @@ def send_and_receive(
     return replies
 
 
-def wait_for_nodes(grid: Grid, count: int, timeout_s: float, poll_interval_s: float = 0.5) -> int:
-    """Wait until ``count`` learners are connected; raise ``TrainingError`` after ``timeout_s``."""
+def wait_for_nodes(
+    grid: Grid,
+    count: int,
+    timeout_s: float,
+    poll_interval_s: float = 0.5,
+    what: str = "learners required (min_available_clients)",
+) -> int:
+    """Wait until ``count`` nodes (``what``: learners, or a root's cluster aggregators) are connected; raise
+    ``TrainingError`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         connected = len(list(grid.get_node_ids()))
         if connected >= count:
             return connected
         if time.monotonic() >= deadline:
-            raise TrainingError(
-                f"only {connected} of the {count} learners required (min_available_clients) "
-                f"connected within {timeout_s:.0f} s"
-            )
+            raise TrainingError(f"only {connected} of the {count} {what} connected within {timeout_s:.0f} s")
         time.sleep(poll_interval_s)
 
 

@@ -97,7 +97,12 @@ def train_and_track(grid: Grid, context: Context, settings: RunSettings, reporte
         strategy = build_strategy(training)  # first: a refused option is the cause, not an MLflow param error
         tracker.log_settings(settings)
         initial = ArrayRecord(ml_repo.new_model_manager().get_model_parameters())
-        wait_for_nodes(grid, training.min_available_clients, settings.connect_timeout_s)
+        needed = (
+            "cluster aggregators required (min_clusters)"
+            if hierarchical
+            else "learners required (min_available_clients)"
+        )
+        wait_for_nodes(grid, training.min_available_clients, settings.connect_timeout_s, what=needed)
 
         replied: dict[int, list[str]] = {}
 
