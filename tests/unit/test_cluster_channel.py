@@ -14,7 +14,7 @@ from fl_actors.cluster_channel import Channel, ChannelTimeout, CycleReply, Cycle
 
 def test_a_request_is_answered_with_arrays_metrics_and_rounds(tmp_path: Path) -> None:
     client, server = Channel(tmp_path, poll_s=0.01), Channel(tmp_path, poll_s=0.01)
-    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3)]
+    weights: list[np.ndarray] = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3)]
 
     def serve() -> None:
         request = server.next_request(timeout_s=5)
