@@ -19,7 +19,7 @@ from fl_actors import env, ml_repo
 from fl_actors.cluster_channel import CHANNEL_ENV, CLUSTER_ENV
 from fl_actors.cluster_client import cluster_rounds
 from fl_actors.reporting import EventReporter
-from fl_actors.rounds import LoopSettings, RoundReport, run_rounds, wait_for_nodes
+from fl_actors.rounds import LoopSettings, RoundReport, TrainingError, run_rounds, wait_for_nodes
 from fl_actors.run_config import RunSettings
 from fl_actors.strategies import build_strategy
 from flops_common.events import EventKind, Source
@@ -73,6 +73,22 @@ def main(grid: Grid, context: Context) -> None:
     train_and_track(grid, context, settings, reporter)
 
 
+def wait_for_clusters(grid: Grid, deployed: int, needed: int, timeout_s: float) -> int:
+    """Wait for every deployed cluster aggregator (so none misses cycle 1); after ``timeout_s`` go on with
+    at least ``needed`` (min_clusters), else raise ``TrainingError``."""
+    try:
+        return wait_for_nodes(grid, max(deployed, needed), timeout_s, what="cluster aggregators deployed")
+    except TrainingError:
+        connected = len(list(grid.get_node_ids()))
+        if connected >= needed:
+            log.warning("%d of %d cluster aggregators joined; going on (min_clusters %d)", connected, deployed, needed)
+            return connected
+        raise TrainingError(
+            f"only {connected} of the {needed} cluster aggregators required (min_clusters) "
+            f"joined within {timeout_s:.0f} s"
+        ) from None
+
+
 def train_and_track(grid: Grid, context: Context, settings: RunSettings, reporter: EventReporter) -> None:
     """The (root) aggregator's run: rounds or cycles, MLflow, the final model, events."""
     from fl_actors.registration import register_final_model
@@ -97,12 +113,10 @@ def train_and_track(grid: Grid, context: Context, settings: RunSettings, reporte
         strategy = build_strategy(training)  # first: a refused option is the cause, not an MLflow param error
         tracker.log_settings(settings)
         initial = ArrayRecord(ml_repo.new_model_manager().get_model_parameters())
-        needed = (
-            "cluster aggregators required (min_clusters)"
-            if hierarchical
-            else "learners required (min_available_clients)"
-        )
-        wait_for_nodes(grid, training.min_available_clients, settings.connect_timeout_s, what=needed)
+        if hierarchical:
+            wait_for_clusters(grid, settings.clusters, training.min_available_clients, settings.connect_timeout_s)
+        else:
+            wait_for_nodes(grid, training.min_available_clients, settings.connect_timeout_s)
 
         replied: dict[int, list[str]] = {}
 

@@ -56,6 +56,7 @@ class AggregatorJob(ServiceJob):
     # Stage 6: the final model becomes a new version of this registered model, with these tags.
     registered_model: str | None = None
     model_tags: dict[str, str] = Field(default_factory=dict)
+    clusters: int = 0  # hierarchical mode: the cluster aggregators deployed for this root
 
 
 class ClusterAggregatorJob(ServiceJob):

@@ -59,7 +59,8 @@ def deploy(ctx: EngineContext, project: Project, manifest: ImageManifest) -> Non
     project.min_clusters = training.min_clusters or len(planned)
     root_port = specs.free_port()
     root_training = training.model_copy(update={"min_clusters": project.min_clusters})
-    root = specs.aggregator_spec(ctx.settings, project, manifest, root_port, ctx.tracking.tracking_uri, root_training)
+    tracking_uri = ctx.tracking.tracking_uri
+    root = specs.aggregator_spec(ctx.settings, project, manifest, root_port, tracking_uri, root_training, len(planned))
     ctx.deploy(project, root)
     index = 0
     for cluster, nodes in planned.items():

@@ -105,9 +105,10 @@ def aggregator_spec(
     superlink_port: int,
     tracking_uri: str,
     training: TrainingConfiguration | None = None,
+    clusters: int = 0,
 ) -> ServiceSpec:
     """The aggregator: Flower SuperLink plus the FLOps ServerApp (``training``: the SLA's unless given,
-    e.g. a hierarchical root's with ``min_clusters`` resolved)."""
+    e.g. a hierarchical root's with ``min_clusters`` resolved; ``clusters``: a root's cluster aggregators)."""
     job = AggregatorJob(
         project_id=project.id,
         bus=settings.bus,
@@ -119,6 +120,7 @@ def aggregator_spec(
         mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
         registered_model=registered_model_name(project.customer_id, project.sla.ml_repo_url),
         model_tags=model_version_tags(project),
+        clusters=clusters,
     )
     return ServiceSpec(
         name="aggregator",
