@@ -24,6 +24,7 @@ from fl_actors.entrypoint import run_actor
 from fl_actors.reporting import EventReporter
 from fl_actors.superlink import SuperLinkError, start_serverapp_runner, start_superlink
 from flops_common.events import EventKind, Source
+from flops_common.hierarchy import root_training
 from flops_common.jobs import AggregatorJob
 from flops_common.stages import Stage
 
@@ -40,8 +41,11 @@ def connect_timeout_s(job: AggregatorJob) -> float:
 
 
 def overall_timeout_s(job: AggregatorJob) -> float:
-    """Upper bound of a whole run: learners connecting, each round's train and evaluate, a margin."""
+    """Upper bound of a whole run: learners connecting, each round's train and evaluate, a margin (at a
+    hierarchical root the rounds are cycles, each within its cycle timeout)."""
     training = job.training
+    if training.hierarchical:
+        training = root_training(training, training.min_clusters or 1, connect_timeout_s(job))
     return connect_timeout_s(job) + (training.training_rounds + 1) * 2 * training.round_timeout_s + MARGIN_S
 
 

@@ -10,7 +10,7 @@ import time
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fl_actors import ml_repo
+from fl_actors import cluster_client, ml_repo
 from fl_actors import records as rk
 
 app = ClientApp()
@@ -36,6 +36,8 @@ def train(msg: Message, context: Context) -> Message:
     With ``eval-global`` in the config the received (global) model is evaluated first and the
     result rides along in the reply, so the server needs no separate evaluate round trip.
     """
+    if cluster_client.is_cluster_aggregator():  # hierarchical mode: the cluster's rounds answer the root
+        return cluster_client.forward(msg, "train")
     started = time.perf_counter()
     manager = _prepared_manager(msg)
     metrics: dict[str, int | float | list[int] | list[float]] = {}
@@ -61,6 +63,8 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the received model on local test data; reply with loss, accuracy, samples."""
+    if cluster_client.is_cluster_aggregator():
+        return cluster_client.forward(msg, "evaluate")
     started = time.perf_counter()
     manager = _prepared_manager(msg)
     loss, accuracy, n_eval = manager.evaluate_model()

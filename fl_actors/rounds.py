@@ -51,6 +51,8 @@ class LoopSettings:
     evaluate: bool = True
     eval_in_train: bool = True
     poll_interval_s: float = 0.5
+    # Learners evaluate the model they receive in round 1 (hierarchical mode: the root's global model).
+    eval_first: bool = False
 
 
 @dataclass
@@ -86,18 +88,22 @@ def send_and_receive(
     return replies
 
 
-def wait_for_nodes(grid: Grid, count: int, timeout_s: float, poll_interval_s: float = 0.5) -> int:
-    """Wait until ``count`` learners are connected; raise ``TrainingError`` after ``timeout_s``."""
+def wait_for_nodes(
+    grid: Grid,
+    count: int,
+    timeout_s: float,
+    poll_interval_s: float = 0.5,
+    what: str = "learners required (min_available_clients)",
+) -> int:
+    """Wait until ``count`` nodes (``what``: learners, or a root's cluster aggregators) are connected; raise
+    ``TrainingError`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         connected = len(list(grid.get_node_ids()))
         if connected >= count:
             return connected
         if time.monotonic() >= deadline:
-            raise TrainingError(
-                f"only {connected} of the {count} learners required (min_available_clients) "
-                f"connected within {timeout_s:.0f} s"
-            )
+            raise TrainingError(f"only {connected} of the {count} {what} connected within {timeout_s:.0f} s")
         time.sleep(poll_interval_s)
 
 
@@ -161,8 +167,10 @@ def run_rounds(
     initial_arrays: ArrayRecord,
     settings: LoopSettings,
     on_round: Callable[[RoundReport], None],
+    on_train_replies: Callable[[int, list[Message]], None] | None = None,
 ) -> LoopResult:
-    """Run ``settings.training_rounds`` rounds; call ``on_round`` for each as soon as its metrics are known."""
+    """Run ``settings.training_rounds`` rounds; call ``on_round`` for each as soon as its metrics are known,
+    and ``on_train_replies`` with each round's usable train replies (before they are aggregated)."""
     arrays = initial_arrays
     reports: list[RoundReport] = []
     merged = settings.eval_in_train and settings.evaluate
@@ -174,12 +182,15 @@ def run_rounds(
 
     for server_round in range(1, settings.training_rounds + 1):
         started = time.monotonic()
-        config = ConfigRecord({rk.EVAL_GLOBAL: merged and server_round > 1})
+        eval_received = (merged and server_round > 1) or (settings.eval_first and server_round == 1)
+        config = ConfigRecord({rk.EVAL_GLOBAL: eval_received})
         messages = list(strategy.configure_train(server_round, arrays, config, grid))
         replies = send_and_receive(grid, messages, settings.round_timeout_s, settings.poll_interval_s)
         valid = [msg for msg in replies if not msg.has_error()]
         if not valid:
             raise TrainingError(_describe_failures(server_round, "training", len(messages), replies))
+        if on_train_replies is not None:
+            on_train_replies(server_round, valid)
         if waiting is not None:
             waiting.metrics.update(
                 _weighted(

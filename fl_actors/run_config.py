@@ -39,6 +39,7 @@ class RunSettings(BaseModel):
     eval_in_train: bool = True  # evaluate the global model inside train replies (fewer exchanges)
     poll_interval_s: float = 0.5  # how often the ServerApp polls the SuperLink for replies
     connect_timeout_s: float = 300.0  # how long to wait for min_available_clients learners
+    clusters: int = 0  # a hierarchical root: the cluster aggregators deployed (it waits for all, needs min_clusters)
 
     @field_validator("training", mode="before")
     @classmethod
@@ -80,7 +81,11 @@ def declared_config() -> dict[str, Scalar]:
 def for_job(job: AggregatorJob, connect_timeout_s: float) -> dict[str, Scalar]:
     """The run config values of one aggregator job (passed to ``flwr run --run-config``)."""
     settings = RunSettings(
-        training=job.training, flavor=job.flavor, project_id=job.project_id, connect_timeout_s=connect_timeout_s
+        training=job.training,
+        flavor=job.flavor,
+        project_id=job.project_id,
+        connect_timeout_s=connect_timeout_s,
+        clusters=job.clusters,
     )
     return settings.to_run_config()
 

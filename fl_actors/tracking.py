@@ -59,7 +59,8 @@ def run_params(settings: RunSettings) -> dict[str, str]:
     """A run's MLflow params: the SLA's training configuration under its own field names (nested
     ones dotted: ``strategy.name``, ``strategy.options.eta``), the flavor and ``eval_in_train``."""
     training = settings.training
-    params = _flat(training.model_dump(mode="json") | {"learners": training.learner_count})
+    # exclude_none: a classic run has no training_cycles or min_clusters to show
+    params = _flat(training.model_dump(mode="json", exclude_none=True) | {"learners": training.learner_count})
     return params | {"flavor": settings.flavor.value, "eval_in_train": str(settings.eval_in_train)}
 
 
@@ -124,8 +125,19 @@ class MlflowTracker:
         self._mlflow.log_params(run_params(settings))
 
     def log_round(self, report: RoundReport) -> None:
-        """Log one round's metrics with the round number as step."""
+        """Log one round's metrics with the round number as step (at a hierarchical root: one cycle's)."""
         self._mlflow.log_metrics(dict(report.metrics), step=report.server_round)
+
+    def log_cluster_rounds(self, cluster: str, rounds: list[dict[str, Any]]) -> None:
+        """Log a cluster's rounds of one cycle as ``<cluster>/<metric>``, step = the cluster's round over cycles.
+
+        Prefixed metrics in the root's one run rather than nested runs: the MLflow UI groups metrics by
+        their ``/`` prefix (one section per cluster), one chart can overlay the clusters' curves, and the
+        run holding the model also holds every number that led to it.
+        """
+        for entry in rounds:
+            metrics = {f"{cluster}/{name}": float(value) for name, value in dict(entry["metrics"]).items()}
+            self._mlflow.log_metrics(metrics, step=int(entry["round"]))
 
     def log_model(
         self, model: Any, flavor: ModelFlavor, pip_requirements: list[str] | None, input_example: Any = None

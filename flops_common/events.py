@@ -23,7 +23,8 @@ class EventKind(StrEnum):
     LEARNER_READY = "learner_ready"  # learner: local data loaded, data.samples
     LEARNER_FAILED = "learner_failed"  # (*) learner: could not load data or start
     TRAINING_STARTED = "training_started"  # (*) aggregator: Flower run submitted, data.run_id
-    ROUND_COMPLETED = "round_completed"  # aggregator: data.round, data.metrics
+    ROUND_COMPLETED = "round_completed"  # aggregator: data.round, data.metrics (a cluster's: data.cluster, data.cycle)
+    CYCLE_COMPLETED = "cycle_completed"  # hierarchical root: data.cycle, data.metrics, data.clusters (that replied)
     TRAINING_SUCCEEDED = "training_succeeded"  # (*) aggregator: data.metrics, data.mlflow
     TRAINING_FAILED = "training_failed"  # (*) aggregator: message is the cause
     SERVING_BUILD_SUCCEEDED = "serving_build_succeeded"  # (*) builder: data.serving (a ServingManifest)

@@ -56,6 +56,20 @@ class AggregatorJob(ServiceJob):
     # Stage 6: the final model becomes a new version of this registered model, with these tags.
     registered_model: str | None = None
     model_tags: dict[str, str] = Field(default_factory=dict)
+    clusters: int = 0  # hierarchical mode: the cluster aggregators deployed for this root
+
+
+class ClusterAggregatorJob(ServiceJob):
+    """Hierarchical mode: the SuperLink of one cluster and its long-lived ServerApp run, and a SuperNode of
+    the root's federation that hands each cycle to it. No MLflow: only the root tracks."""
+
+    cluster: str
+    flavor: ModelFlavor
+    app_dir: str
+    superlink_port: int  # the cluster's SuperLink: its learners connect here
+    root_superlink_address: str  # host:port of the root aggregator's SuperLink
+    supernode_port: int  # the Runtime API of its root-facing SuperNode
+    training: TrainingConfiguration  # the SLA's: training_rounds and min_*_clients count per cluster
 
 
 class LearnerJob(ServiceJob):

@@ -105,18 +105,24 @@ class StrategyConfig(_Strict):
 class TrainingConfiguration(_Strict):
     """How the federated training runs."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _hierarchical_not_yet(cls, data: Any) -> Any:
-        # One clear error instead of a mode error plus an unknown `training_cycles`.
-        if isinstance(data, dict) and data.get("mode") == "hierarchical":
-            raise ValueError(
-                "hierarchical mode is not available yet in FLOps: submit the project with mode 'classic' "
-                "(training_cycles is a hierarchical-mode field and goes with it)"
-            )
-        return data
-
-    mode: Literal["classic"] = "classic"
+    mode: Literal["classic", "hierarchical"] = Field(
+        default="classic",
+        description="classic: one aggregator over all learners. hierarchical: a root aggregator over one cluster "
+        "aggregator per cluster, each over its own learners; training_rounds and min_*_clients count per cluster.",
+    )
+    training_cycles: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="hierarchical mode: root rounds; in each, every cluster runs training_rounds rounds.",
+    )
+    min_clusters: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="hierarchical mode: clusters that must take part (placed at start, replying each cycle); "
+        "default: every cluster that can be placed.",
+    )
     data_tags: list[str] = Field(min_length=1, max_length=16)
     training_rounds: int = Field(default=3, ge=1, le=1000)
     min_available_clients: int = Field(default=1, ge=1, le=256)
@@ -152,6 +158,12 @@ class TrainingConfiguration(_Strict):
                 f"min_evaluate_clients ({self.min_evaluate_clients}) must not exceed "
                 f"min_available_clients ({self.min_available_clients})"
             )
+        if self.mode == "classic":
+            for name in ("training_cycles", "min_clusters"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to mode 'hierarchical' only")
+        elif self.training_cycles is None:
+            raise ValueError("training_cycles is required in mode 'hierarchical' (root rounds, 1-1000)")
         if self.learners is not None and self.learners < self.min_available_clients:
             raise ValueError(
                 f"learners ({self.learners}) must be at least min_available_clients ({self.min_available_clients})"
@@ -162,6 +174,11 @@ class TrainingConfiguration(_Strict):
     def learner_count(self) -> int:
         """How many learner instances to deploy (n)."""
         return self.learners or self.min_available_clients
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether a root aggregator runs cycles over cluster aggregators."""
+        return self.mode == "hierarchical"
 
 
 class ResourceConstraints(_Strict):

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     registry: str = "local"
     local_learner_nodes: int = Field(default=2, ge=0, le=256)
     local_builder_nodes: int = Field(default=1, ge=0, le=16)
+    local_clusters: int = Field(
+        default=1, ge=1, le=64, description="Clusters the local learner nodes are split into (hierarchical mode)"
+    )
 
     # orchestrator "docker" or "swarm" / registry "oci" (deploy/start-docker.sh starts an engine and a registry;
     # deploy/start-swarm.sh makes it a one-node swarm)
@@ -59,6 +62,9 @@ class Settings(BaseSettings):
     )
     docker_learner_nodes: int = Field(default=2, ge=0, le=256)
     docker_builder_nodes: int = Field(default=1, ge=0, le=16)
+    docker_clusters: int = Field(
+        default=1, ge=1, le=64, description="Clusters the docker learner nodes are split into (hierarchical mode)"
+    )
 
     allow_file_repos: bool = Field(default=True, description="Accept file:// repo URLs (one-machine setups)")
     repo_hosts: list[str] | None = Field(

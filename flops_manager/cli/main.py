@@ -11,8 +11,8 @@ from typing import Any
 
 from rich.console import Console
 
-from flops_common.events import Event
-from flops_common.timeline import format_event
+from flops_common.events import Event, EventKind
+from flops_common.timeline import format_event, progress_text
 from flops_manager.cli import check, data
 from flops_manager.cli.client import ApiError, FlopsClient, default_token
 from flops_manager.cli.render import progress_line, stage_table, summary_lines
@@ -42,7 +42,7 @@ def wait_for(client: FlopsClient, project_id: str, show_progress: bool, timeout_
             for event in client.events(project_id, after=shown):
                 shown = max(shown, event["timestamp"])
                 if (
-                    event["kind"] in ("stage_changed", "build_step", "round_completed", "log")
+                    event["kind"] in ("stage_changed", "build_step", "round_completed", "cycle_completed", "log")
                     or "failed" in event["kind"]
                 ):
                     console.print(f"  [dim]{event['source']:<10}[/dim] {_event_text(event)}")
@@ -53,10 +53,8 @@ def wait_for(client: FlopsClient, project_id: str, show_progress: bool, timeout_
 
 
 def _event_text(event: dict[str, Any]) -> str:
-    if event["kind"] == "round_completed":
-        metrics = event["data"].get("metrics") or {}
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, int | float))
-        return f"round {event['data'].get('round')} done: {shown}"
+    if event["kind"] in ("round_completed", "cycle_completed"):
+        return progress_text(EventKind(event["kind"]), event["data"])
     if event["kind"] == "build_step":
         return f"{event['message'] or event['data'].get('step')} ({event['data'].get('seconds', 0):.1f} s)"
     return str(event["message"] or event["kind"])
@@ -183,7 +181,8 @@ def cmd_nodes(client: FlopsClient, args: argparse.Namespace) -> int:
     if not _out(nodes, args.json):
         for n in nodes:
             console.print(
-                f"{n['name']:<12} {','.join(n['capabilities']):<16} tags: {','.join(n['data_tags']) or '-'}",
+                f"{n['name']:<12} {n.get('cluster', '-'):<11} {','.join(n['capabilities']):<16} "
+                f"tags: {','.join(n['data_tags']) or '-'}",
                 highlight=False,
             )
     return 0

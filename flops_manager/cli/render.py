@@ -27,11 +27,31 @@ def stage_table(project: dict[str, Any]) -> Table:
     return table
 
 
+def cluster_lines(project: dict[str, Any]) -> list[str]:
+    """Hierarchical mode: cycles done, and per cluster its state, learners and rounds (none in classic mode)."""
+    training = project["sla"]["training_configuration"]
+    if training.get("mode") != "hierarchical":
+        return []
+    lines = [
+        f"cycles    {project.get('cycles_completed', 0)}/{training['training_cycles']} "
+        f"(min_clusters {project.get('min_clusters') or '-'})"
+    ]
+    per_cluster = training["training_rounds"] * training["training_cycles"]
+    for cluster in project.get("clusters") or []:
+        line = (
+            f"cluster   {cluster['name']} {cluster['state']}: {len(cluster['learners'])} learner(s), "
+            f"round {cluster['rounds_completed']}/{per_cluster}, aggregator on {cluster['node']}"
+        )
+        lines.append(line + (f" ({cluster['cause']})" if cluster.get("cause") else ""))
+    return lines
+
+
 def summary_lines(project: dict[str, Any], mlflow_ui: str | None = None) -> list[str]:
     """The few lines a user needs once a project has finished."""
     lines = [f"project   {project['id']}  {project['status']}"]
     if project.get("cause"):
         lines.append(f"cause     stage {project.get('failed_stage')}: {project['cause']}")
+    lines += cluster_lines(project)
     metrics = project.get("final_metrics") or {}
     if metrics:
         lines.append("metrics   " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
@@ -56,6 +76,9 @@ def progress_line(project: dict[str, Any]) -> str:
     """One line: where the project is right now."""
     record = (project.get("stages") or [{}])[-1]
     elapsed = time.time() - record.get("started_at", time.time())
-    rounds = project["sla"]["training_configuration"]["training_rounds"]
+    training = project["sla"]["training_configuration"]
+    rounds = training["training_rounds"]
     extra = f" round {project.get('rounds_completed', 0)}/{rounds}" if project.get("stage") == 5 else ""
+    if project.get("stage") == 5 and training.get("mode") == "hierarchical":
+        extra = f" cycle {project.get('cycles_completed', 0)}/{training['training_cycles']}"
     return f"stage {project.get('stage')} {record.get('name', '')}{extra} — {elapsed:.0f} s"

@@ -13,6 +13,7 @@ from flops_common.sla import ResourceConstraints
 CAP_IMAGE_BUILDER = "image-builder"
 CAP_LEARNER = "learner"
 CAP_INFERENCE = "inference"
+DEFAULT_CLUSTER = "cluster-0"  # the cluster of a node no setting or label puts elsewhere
 
 
 class ServiceRole(StrEnum):
@@ -23,6 +24,7 @@ class ServiceRole(StrEnum):
     LEARNER = "learner"
     OBSERVER = "observer"
     INFERENCE = "inference"  # a trained model's scoring server; outlives its project
+    CLUSTER_AGGREGATOR = "cluster-aggregator"  # hierarchical mode: a participant of the root, server of a cluster
 
 
 class Placement(BaseModel):
@@ -31,6 +33,7 @@ class Placement(BaseModel):
     capability: str | None = None
     data_tags: list[str] = Field(default_factory=list)
     exclusive: bool = Field(default=False, description="At most one such service of the project per node")
+    cluster: str | None = Field(default=None, description="Only nodes of this cluster (hierarchical mode)")
 
 
 class ServiceSpec(BaseModel):
@@ -84,6 +87,7 @@ class Node(BaseModel):
     capabilities: list[str]
     data_tags: list[str] = Field(default_factory=list)
     data_dir: str | None = None
+    cluster: str = Field(default=DEFAULT_CLUSTER, description="The node group it belongs to (hierarchical mode)")
 
 
 class PlacementError(RuntimeError):
@@ -135,11 +139,16 @@ class Orchestrator(ABC):
         candidates = [
             n
             for n in self.nodes()
-            if (placement.capability is None or placement.capability in n.capabilities)
+            if placement.cluster in (None, n.cluster)
+            and (placement.capability is None or placement.capability in n.capabilities)
             and set(placement.data_tags) <= set(n.data_tags)
         ]
         if not candidates:
-            capable = [n for n in self.nodes() if placement.capability in (None, *n.capabilities)]
+            capable = [
+                n
+                for n in self.nodes()
+                if placement.capability in (None, *n.capabilities) and placement.cluster in (None, n.cluster)
+            ]
             if placement.capability and not capable:
                 raise PlacementError(f"no node has the capability {placement.capability!r}")
             held = {t for n in capable for t in n.data_tags}

@@ -58,11 +58,13 @@ class DockerOrchestrator(DockerBackedOrchestrator):
         learner_nodes: int,
         builder_nodes: int,
         service_image: str,
+        clusters: int = 1,
         **engine: str | None,
     ) -> None:
-        """``engine``: ``docker_host``, ``ca_bundle`` and ``instance`` as the base takes them."""
+        """``engine``: ``docker_host``, ``ca_bundle`` and ``instance`` as the base takes them; ``clusters``:
+        how many clusters the learner nodes are split into."""
         super().__init__(nodes_dir, services_dir, service_image, **engine)
-        self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes)
+        self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes, clusters)
 
     # nodes
     def node_data_dir(self, node: str) -> Path:

@@ -12,7 +12,11 @@ from flops_manager.settings import Settings
 def local(settings: Settings) -> LocalOrchestrator:
     """Processes on this machine with virtual nodes."""
     return LocalOrchestrator(
-        settings.nodes_dir, settings.services_dir, settings.local_learner_nodes, settings.local_builder_nodes
+        settings.nodes_dir,
+        settings.services_dir,
+        settings.local_learner_nodes,
+        settings.local_builder_nodes,
+        clusters=settings.local_clusters,
     )
 
 
@@ -37,6 +41,7 @@ def docker(settings: Settings) -> Orchestrator:
         settings.services_dir,
         settings.docker_learner_nodes,
         settings.docker_builder_nodes,
+        clusters=settings.docker_clusters,
         **_engine_options(settings),
     )
 

@@ -97,8 +97,10 @@ class LocalOrchestrator(Orchestrator):
 
     name = "local"
 
-    def __init__(self, nodes_dir: Path, services_dir: Path, learner_nodes: int, builder_nodes: int) -> None:
-        self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes)
+    def __init__(
+        self, nodes_dir: Path, services_dir: Path, learner_nodes: int, builder_nodes: int, clusters: int = 1
+    ) -> None:
+        self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes, clusters)
         self._services_dir = services_dir
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 

@@ -7,6 +7,7 @@ A node's FLOps capabilities are its Swarm node labels (``docker node update --la
     flops.inference=true          may run inference services (when no node has it, any node may)
     flops.data-tag.<tag>=true     holds data under <tag>
     flops.data-dir=/abs/path      where that data lives (default: FLOPS_HOME/nodes/<hostname>/data)
+    flops.cluster=<name>          the node's cluster (hierarchical mode; default: cluster-0)
 
 Only ready, active nodes count. Services:
 
@@ -39,6 +40,7 @@ from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
     CAP_INFERENCE,
     CAP_LEARNER,
+    DEFAULT_CLUSTER,
     Node,
     Placement,
     ServiceHandle,
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 NODE_LABEL_PREFIX = "flops."
 DATA_TAG_PREFIX = "flops.data-tag."
 DATA_DIR_LABEL = "flops.data-dir"
+CLUSTER_LABEL = "flops.cluster"
 CAPABILITIES = (CAP_IMAGE_BUILDER, CAP_LEARNER, CAP_INFERENCE)
 STOP_GRACE_NS = 10 * 10**9
 # Task states after which the task's container has stopped for good.
@@ -81,6 +84,8 @@ def constraints(placement: Placement, node: Node | None) -> list[str]:
     if placement.capability:
         result.append(f"node.labels.{capability_label(placement.capability)}==true")
     result += [f"node.labels.{data_tag_label(tag)}==true" for tag in placement.data_tags]
+    if placement.cluster is not None:
+        result.append(f"node.labels.{CLUSTER_LABEL}=={placement.cluster}")
     if node is not None:
         result.append(f"node.hostname=={node.name}")
     return result
@@ -95,7 +100,8 @@ def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
         k.removeprefix(DATA_TAG_PREFIX) for k, v in labels.items() if k.startswith(DATA_TAG_PREFIX) and v == "true"
     )
     data_dir = labels.get(DATA_DIR_LABEL) or str(default_data_root / hostname / "data")
-    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir)
+    cluster = labels.get(CLUSTER_LABEL) or DEFAULT_CLUSTER
+    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir, cluster=cluster)
 
 
 def update_node_labels(

@@ -8,6 +8,7 @@ from flops_common.events import EventKind
 from flops_common.redaction import redact_url
 from flops_common.stages import Stage
 from flops_manager.orchestrator.base import ServiceHandle, ServiceRole, ServiceState, ServiceStatus
+from flops_manager.projects import hierarchy
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import Project
 
@@ -39,6 +40,8 @@ def timeout_cause(project: Project, now: float) -> str:
     tc = project.sla.training_configuration
     if project.stage == Stage.ACTOR_DEPLOYMENT:
         cause += f" ({project.learners_ready} of {tc.learner_count} learners ready, training never started)"
+    elif project.stage == Stage.TRAINING and tc.hierarchical:
+        cause += f" ({project.cycles_completed} of {tc.training_cycles} cycles done)"
     elif project.stage == Stage.TRAINING:
         cause += f" ({project.rounds_completed} of {tc.training_rounds} rounds done)"
     return cause
@@ -54,6 +57,11 @@ def check_services(ctx: EngineContext, project: Project, now: float) -> None:
         first_seen = ctx.exited_at.setdefault(handle.service_id, now)
         if now - first_seen < EXIT_GRACE_S:
             continue  # its last event may still be on its way
+        if project.sla.training_configuration.hierarchical and handle.role in _CLUSTER_ROLES:
+            cluster_service_stopped(ctx, project, handle, status.exit_code)
+            if project.id not in ctx.active:
+                return
+            continue
         if handle.role is ServiceRole.LEARNER:
             ctx.undeploy_service(project, name)
             needed = project.sla.training_configuration.min_fit_clients
@@ -74,6 +82,23 @@ def check_services(ctx: EngineContext, project: Project, now: float) -> None:
             f"reporting: {log_tail(ctx, handle)}",
         )
         return
+
+
+_CLUSTER_ROLES = (ServiceRole.LEARNER, ServiceRole.CLUSTER_AGGREGATOR)
+
+
+def cluster_service_stopped(ctx: EngineContext, project: Project, handle: ServiceHandle, code: int | None) -> None:
+    """Hierarchical mode: a learner that stopped counts against its cluster's k-of-n; a cluster aggregator
+    that stopped loses its cluster (the project goes on while ``min_clusters`` are left)."""
+    cause = f"{handle.name} on {handle.node} exited (code {code}): {log_tail(ctx, handle)}"
+    if handle.role is ServiceRole.LEARNER:
+        hierarchy.learner_lost(ctx, project, handle.name, cause)
+        return
+    cluster = project.cluster_of_service(handle.name)
+    if cluster is not None:
+        hierarchy.lose_cluster(ctx, project, cluster, cause)
+    else:
+        ctx.undeploy_service(project, handle.name)
 
 
 def _stopped_for(ctx: EngineContext, handle: ServiceHandle, now: float) -> ServiceStatus | None:

@@ -14,7 +14,7 @@ from flops_common.events import EventKind
 from flops_common.image_key import ImageKey, ImageManifest
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.orchestrator.base import PlacementError
-from flops_manager.projects import post_training, specs
+from flops_manager.projects import hierarchy, post_training, specs
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import Project
 from flops_manager.projects.repo_refs import RefResolutionError
@@ -104,6 +104,14 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
     assert manifest is not None
     ctx.enter(project, Stage.ACTOR_DEPLOYMENT, ctx.settings.timeout_actor_deployment_s)
     tc = project.sla.training_configuration
+    if tc.hierarchical:
+        try:
+            hierarchy.deploy(ctx, project, manifest)
+        except PlacementError as exc:
+            ctx.fail(project, f"cannot place the clusters: {exc}")
+            return
+        ctx.save(project)
+        return
     try:
         nodes = ctx.orchestrator.place(specs.learner_placement(project), tc.learner_count)
         port = specs.free_port()

@@ -60,6 +60,20 @@ class Inference(BaseModel):
         return self.state in ("starting", "running")
 
 
+ClusterState = Literal["running", "lost"]
+
+
+class ClusterRecord(BaseModel):
+    """Hierarchical mode: one cluster of a project, its learners and how far it got."""
+
+    name: str
+    node: str  # where its cluster aggregator runs
+    learners: list[str] = Field(default_factory=list, description="Service names of its learners")
+    state: ClusterState = "running"
+    rounds_completed: int = 0  # over all cycles
+    cause: str | None = None  # why it was lost
+
+
 class ProjectRecord(BaseModel):
     """What a project's owner may know of it: no backend internals (those are on ``Project``)."""
 
@@ -82,6 +96,9 @@ class ProjectRecord(BaseModel):
     cache_hit: bool | None = None
     flower_run_id: str | None = None
     rounds_completed: int = 0
+    cycles_completed: int = 0  # hierarchical mode
+    clusters: list[ClusterRecord] = Field(default_factory=list, description="Hierarchical mode: the clusters used")
+    min_clusters: int | None = Field(default=None, description="Hierarchical mode: clusters that must reply")
     learners_ready: int = 0
     learners_failed: int = 0
     mlflow: MlflowRef | None = None
@@ -92,6 +109,11 @@ class ProjectRecord(BaseModel):
     serving_step_seconds: dict[str, float] = Field(default_factory=dict)
 
 
+def cluster_aggregator_name(cluster: str) -> str:
+    """The service name of a cluster's aggregator."""
+    return f"cluster-aggregator-{cluster}"
+
+
 class Project(ProjectRecord):
     """A project as stored: its record plus the published images and the handles of its services."""
 
@@ -100,6 +122,16 @@ class Project(ProjectRecord):
     observer: ServiceHandle | None = None
     serving: ServingManifest | None = None
     inference: Inference | None = None
+
+    def cluster(self, name: str) -> ClusterRecord | None:
+        """The cluster of that name (hierarchical mode), if the project uses it."""
+        return next((c for c in self.clusters if c.name == name), None)
+
+    def cluster_of_service(self, service: str) -> ClusterRecord | None:
+        """The cluster a learner or cluster aggregator service belongs to (hierarchical mode)."""
+        return next(
+            (c for c in self.clusters if service in c.learners or service == cluster_aggregator_name(c.name)), None
+        )
 
     def current_stage(self) -> StageRecord | None:
         """The record of the stage the project is in."""

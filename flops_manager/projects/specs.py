@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_common.image_key import ImageKey, ImageManifest
-from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, LearnerJob
+from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, ClusterAggregatorJob, LearnerJob
 from flops_common.mqtt import PASSWORD_ENV
 from flops_common.redaction import redact_url
 from flops_common.serving import (
@@ -18,6 +18,7 @@ from flops_common.serving import (
     ServingManifest,
     registered_model_name,
 )
+from flops_common.sla import TrainingConfiguration
 from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
     CAP_INFERENCE,
@@ -27,7 +28,7 @@ from flops_manager.orchestrator.base import (
     ServiceRole,
     ServiceSpec,
 )
-from flops_manager.projects.models import Project
+from flops_manager.projects.models import Project, cluster_aggregator_name
 from flops_manager.settings import Settings
 from flops_manager.tracking.mlflow_server import client_secret_env, settings_credentials
 from flops_utils.node_data import DATA_TAGS_ENV
@@ -98,20 +99,28 @@ def observer_spec(settings: Settings, project: Project) -> ServiceSpec:
 
 
 def aggregator_spec(
-    settings: Settings, project: Project, manifest: ImageManifest, superlink_port: int, tracking_uri: str
+    settings: Settings,
+    project: Project,
+    manifest: ImageManifest,
+    superlink_port: int,
+    tracking_uri: str,
+    training: TrainingConfiguration | None = None,
+    clusters: int = 0,
 ) -> ServiceSpec:
-    """The aggregator: Flower SuperLink plus the FLOps ServerApp."""
+    """The aggregator: Flower SuperLink plus the FLOps ServerApp (``training``: the SLA's unless given,
+    e.g. a hierarchical root's with ``min_clusters`` resolved; ``clusters``: a root's cluster aggregators)."""
     job = AggregatorJob(
         project_id=project.id,
         bus=settings.bus,
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
         superlink_port=superlink_port,
-        training=project.sla.training_configuration,
+        training=training or project.sla.training_configuration,
         mlflow_tracking_uri=tracking_uri,
         mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
         registered_model=registered_model_name(project.customer_id, project.sla.ml_repo_url),
         model_tags=model_version_tags(project),
+        clusters=clusters,
     )
     return ServiceSpec(
         name="aggregator",
@@ -121,6 +130,34 @@ def aggregator_spec(
         command=["python", "-m", "fl_actors.aggregator"],
         env={JOB_ENV: job.model_dump_json()},
         secret_env=_secrets(settings, tracking=True),
+        resources=project.sla.resource_constraints,
+    )
+
+
+def cluster_aggregator_spec(
+    settings: Settings, project: Project, manifest: ImageManifest, cluster: str, superlink_port: int, root_port: int
+) -> ServiceSpec:
+    """Hierarchical mode: the aggregator of ``cluster``, from the learner image (no MLflow) on a node of the cluster."""
+    job = ClusterAggregatorJob(
+        project_id=project.id,
+        bus=settings.bus,
+        cluster=cluster,
+        flavor=project.sla.ml_model_flavor,
+        app_dir=manifest.app_dir,
+        superlink_port=superlink_port,
+        root_superlink_address=f"127.0.0.1:{root_port}",
+        supernode_port=free_port(),
+        training=project.sla.training_configuration,
+    )
+    return ServiceSpec(
+        name=cluster_aggregator_name(cluster),
+        project_id=project.id,
+        role=ServiceRole.CLUSTER_AGGREGATOR,
+        image=manifest.learner,
+        command=["python", "-m", "fl_actors.cluster_aggregator"],
+        env={JOB_ENV: job.model_dump_json()},
+        secret_env=_secrets(settings),
+        placement=Placement(cluster=cluster),
         resources=project.sla.resource_constraints,
     )
 
@@ -179,15 +216,23 @@ def inference_spec(
     )
 
 
-def learner_placement(project: Project) -> Placement:
-    """Learner nodes holding every data tag of the project, one learner per node."""
-    return Placement(capability=CAP_LEARNER, data_tags=project.sla.training_configuration.data_tags, exclusive=True)
+def learner_placement(project: Project, cluster: str | None = None) -> Placement:
+    """Learner nodes holding every data tag of the project (of ``cluster`` when given), one learner per node."""
+    tags = project.sla.training_configuration.data_tags
+    return Placement(capability=CAP_LEARNER, data_tags=tags, exclusive=True, cluster=cluster)
 
 
 def learner_spec(
-    settings: Settings, project: Project, manifest: ImageManifest, index: int, node: Node, superlink_port: int
+    settings: Settings,
+    project: Project,
+    manifest: ImageManifest,
+    index: int,
+    node: Node,
+    superlink_port: int,
+    cluster: str | None = None,
 ) -> ServiceSpec:
-    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins."""
+    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins its aggregator
+    (hierarchical mode: the aggregator of ``cluster``, the node's cluster)."""
     tags = project.sla.training_configuration.data_tags
     data_dir = Path(node.data_dir or "") / tags[0] if len(tags) == 1 else Path(node.data_dir or "")
     job = LearnerJob(
@@ -208,6 +253,6 @@ def learner_spec(
         # flops_utils.load_dataset reads every tag of the project (several tags: data_dir is the node's root)
         env={JOB_ENV: job.model_dump_json(), DATA_TAGS_ENV: ",".join(tags)},
         secret_env=_secrets(settings),
-        placement=learner_placement(project),
+        placement=learner_placement(project, cluster),
         resources=project.sla.resource_constraints,
     )

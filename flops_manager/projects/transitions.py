@@ -13,7 +13,7 @@ from flops_common.events import Event, EventKind, Source
 from flops_common.image_key import ImageManifest
 from flops_common.serving import RegisteredModel, ServingManifest
 from flops_common.stages import Stage
-from flops_manager.projects import lifecycle, post_training
+from flops_manager.projects import hierarchy, lifecycle, post_training
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import MlflowRef, Project
 
@@ -43,9 +43,13 @@ def learner_ready(ctx: EngineContext, project: Project, event: Event) -> None:
 
 
 def learner_failed(ctx: EngineContext, project: Project, event: Event) -> None:
-    """A learner could not start; the project fails once too few are left for the SLA."""
+    """A learner could not start; the project fails once too few are left for the SLA (hierarchical mode:
+    its cluster is lost once too few of its learners are left)."""
     project.learners_failed += 1
     tc = project.sla.training_configuration
+    if tc.hierarchical:
+        hierarchy.learner_lost(ctx, project, f"learner-{event.data.get('learner_index')}", event.message)
+        return
     if tc.learner_count - project.learners_failed < tc.min_available_clients:
         ctx.fail(project, event.message)
     else:
@@ -56,13 +60,27 @@ def training_started(ctx: EngineContext, project: Project, event: Event) -> None
     """Stage 4 -> 5: the Flower run is submitted; the deadline covers every round."""
     tc = project.sla.training_configuration
     project.flower_run_id = str(event.data.get("run_id", ""))
-    budget = tc.training_rounds * tc.round_timeout_s + ctx.settings.training_timeout_margin_s
+    margin = ctx.settings.training_timeout_margin_s
+    budget = (
+        hierarchy.training_budget_s(tc, margin) if tc.hierarchical else tc.training_rounds * tc.round_timeout_s + margin
+    )
     ctx.enter(project, Stage.TRAINING, budget, f"Flower run {project.flower_run_id}")
 
 
 def round_completed(ctx: EngineContext, project: Project, event: Event) -> None:
-    """A round ended; rounds only count up (a late, older report is ignored)."""
-    project.rounds_completed = max(project.rounds_completed, int(event.data.get("round", 0)))
+    """A round ended (hierarchical mode: a cluster's, counted over cycles); rounds only count up (a late,
+    older report is ignored)."""
+    server_round = int(event.data.get("round", 0))
+    project.rounds_completed = max(project.rounds_completed, server_round)
+    cluster = project.cluster(str(event.data.get("cluster", "")))
+    if cluster is not None:
+        cluster.rounds_completed = max(cluster.rounds_completed, server_round)
+    ctx.save(project)
+
+
+def cycle_completed(ctx: EngineContext, project: Project, event: Event) -> None:
+    """Hierarchical mode: the root aggregated a cycle; cycles only count up."""
+    project.cycles_completed = max(project.cycles_completed, int(event.data.get("cycle", 0)))
     ctx.save(project)
 
 
@@ -118,6 +136,7 @@ TRANSITIONS: dict[tuple[Stage | None, EventKind], Handler] = {
     (None, EventKind.LEARNER_FAILED): learner_failed,
     (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_STARTED): training_started,
     (None, EventKind.ROUND_COMPLETED): round_completed,
+    (None, EventKind.CYCLE_COMPLETED): cycle_completed,
     (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_SUCCEEDED): training_succeeded,
     (Stage.TRAINING, EventKind.TRAINING_SUCCEEDED): training_succeeded,
     (Stage.ACTOR_DEPLOYMENT, EventKind.TRAINING_FAILED): training_failed,

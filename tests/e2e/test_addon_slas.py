@@ -1,7 +1,7 @@
 """The Oakestra FLOps addon's published SLAs, byte for byte, against the real API.
 
 Only ``ml_repo_url`` is pointed at this suite's git server; every classic project SLA is accepted (202)
-and cancelled, the hierarchical ones get the clear 422, the mock SLAs the clear offline-datasets 422.
+and cancelled (the hierarchical ones train in test_hierarchical.py), the mock SLAs the clear offline-datasets 422.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ CLASSIC = {
     "projects/cifar10_pytorch": "digits_pytorch",
     "legacy/cifar10_keras": "digits_keras",
 }
-HIERARCHICAL = ["projects/hierarchical_mnist_sklearn_small", "projects/hierarchical_mnist_sklearn_large"]
 MOCKS = ["mocks/mnist_simple", "mocks/mnist_multi", "mocks/cifar10_simple"]
 
 
@@ -63,15 +62,6 @@ def test_classic_addon_sla_is_accepted_as_published(suite: EmbeddedSuite, admin:
     project = wait_final(admin, project_id, timeout_s=120)
     assert project["status"] == "cancelled", (project["status"], project.get("cause"))
     assert_nothing_left(suite, project)
-
-
-@pytest.mark.parametrize("name", HIERARCHICAL)
-def test_hierarchical_addon_sla_gets_the_not_yet_422(suite: EmbeddedSuite, name: str) -> None:
-    response = _post(suite, "/api/flops/projects", _pointed_here(name, suite.git_url("digits_sklearn")))
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert len(detail) == 1 and detail[0]["loc"] == ["body", "training_configuration"]
-    assert "hierarchical mode is not available yet" in detail[0]["msg"]
 
 
 @pytest.mark.parametrize("name", MOCKS)

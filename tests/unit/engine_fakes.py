@@ -80,10 +80,17 @@ class FakeOrchestrator(Orchestrator):
 
     name = "fake"
 
-    def __init__(self, learner_tags: list[list[str]] | None = None, builders: int = 1) -> None:
+    def __init__(
+        self, learner_tags: list[list[str]] | None = None, builders: int = 1, clusters: list[str] | None = None
+    ) -> None:
+        """``clusters``: the cluster of each learner node (default: all in ``cluster-0``)."""
         tags = learner_tags if learner_tags is not None else [["digits"], ["digits"]]
+        names = clusters or ["cluster-0"] * len(tags)
         self._nodes = [Node(name=f"builder-{i}", capabilities=[CAP_IMAGE_BUILDER]) for i in range(builders)]
-        self._nodes += [Node(name=f"learner-{i}", capabilities=[CAP_LEARNER], data_tags=t) for i, t in enumerate(tags)]
+        self._nodes += [
+            Node(name=f"learner-{i}", capabilities=[CAP_LEARNER], data_tags=t, cluster=c)
+            for i, (t, c) in enumerate(zip(tags, names, strict=True))
+        ]
         self.services: dict[str, FakeService] = {}
         self._seq = 0
 
@@ -92,7 +99,8 @@ class FakeOrchestrator(Orchestrator):
 
     def deploy(self, spec: ServiceSpec, node: Node | None = None) -> ServiceHandle:
         if node is None:
-            node = self.place(spec.placement)[0] if spec.placement.capability else self._nodes[0]
+            placed = spec.placement.capability or spec.placement.cluster
+            node = self.place(spec.placement)[0] if placed else self._nodes[0]
         self._seq += 1
         handle = ServiceHandle(
             backend="fake",

@@ -62,13 +62,12 @@ def test_memory_at_or_above_the_floor_is_kept_without_warning() -> None:
 
 
 @pytest.mark.parametrize("name", HIERARCHICAL)
-def test_hierarchical_addon_sla_is_refused_with_one_clear_error(name: str) -> None:
-    with pytest.raises(ValidationError) as info:
-        ProjectSLA.model_validate_json(_text(name))
-    errors = info.value.errors()
-    assert len(errors) == 1
-    assert errors[0]["loc"] == ("training_configuration",)
-    assert "hierarchical mode is not available yet" in errors[0]["msg"]
+def test_hierarchical_addon_sla_is_accepted_as_published(name: str) -> None:
+    raw = json.loads(_text(name))["training_configuration"]
+    training = ProjectSLA.model_validate_json(_text(name)).training_configuration
+    assert training.hierarchical and training.min_clusters is None
+    assert (training.training_cycles, training.training_rounds) == (raw["training_cycles"], raw["training_rounds"])
+    assert training.min_fit_clients == raw["min_fit_clients"]
 
 
 def _addon(**changes: Any) -> dict[str, Any]:

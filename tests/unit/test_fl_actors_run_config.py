@@ -50,6 +50,7 @@ def test_every_declared_key_is_a_settings_field_with_its_default() -> None:
         "eval-in-train": True,
         "poll-interval-s": 0.5,
         "connect-timeout-s": 300.0,
+        "clusters": 0,
     }
     training = TrainingConfiguration(data_tags=["d"])
     assert RunSettings.from_run_config({**declared, "training": training.model_dump_json()}) == RunSettings(
