@@ -27,8 +27,8 @@ from pathlib import Path
 from fl_actors import clientapp_executor, env, learner, processes, run_config, supernode_launcher
 from fl_actors.cluster_channel import CHANNEL_ENV, CLUSTER_ENV
 from fl_actors.cluster_client import CYCLE_TIMEOUT_ENV
+from fl_actors.control_api import ControlApiError, ControlClient
 from fl_actors.entrypoint import run_actor
-from fl_actors.flower_cli import FlowerCli, FlowerCliError, write_connection
 from fl_actors.reporting import EventReporter
 from fl_actors.run_config import RunSettings
 from fl_actors.superlink import SuperLinkError, start_serverapp_runner, start_superlink
@@ -92,9 +92,7 @@ def _ended(procs: dict[str, subprocess.Popen[bytes] | None]) -> str | None:
 def run(job: ClusterAggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     """Start both sides, then watch them; return 1 (with a LOG event naming the cause) when one ends."""
     child_env = actor_env(job, workdir)
-    flwr_home = workdir / "flwr-home"
-    write_connection(flwr_home, f"127.0.0.1:{job.superlink_port}")
-    cli = FlowerCli(child_env, workdir)
+    control = ControlClient(f"127.0.0.1:{job.superlink_port}")
     procs: dict[str, subprocess.Popen[bytes] | None] = {}
     try:
         procs["cluster ServerApp runner"], _ = start_serverapp_runner(
@@ -111,7 +109,7 @@ def run(job: ClusterAggregatorJob, workdir: Path, reporter: EventReporter) -> in
         values = settings.to_run_config()
         values.update(json.loads(os.environ.get(env.RUN_CONFIG_OVERRIDES) or "{}"))
         overrides.write_text(run_config.to_toml(values), encoding="utf-8")
-        run_id = cli.run(Path(job.app_dir), overrides)
+        run_id = control.run(Path(job.app_dir), overrides)
         supernode_env = {k: v for k, v in child_env.items() if k not in env.SECRETS}
         supernode, _ = processes.spawn_logged(
             root_supernode_argv(job), supernode_env, workdir, prefix="[root-supernode] "
@@ -132,15 +130,16 @@ def run(job: ClusterAggregatorJob, workdir: Path, reporter: EventReporter) -> in
         next_status = time.monotonic() + STATUS_POLL_S
         while (cause := _ended(procs)) is None:
             if time.monotonic() >= next_status:
-                status = cli.status(run_id)
+                status = control.status(run_id)
                 if status.finished:
                     cause = f"its Flower run {run_id} ended as {status.status}: {status.details or 'no details'}"
                     break
                 next_status = time.monotonic() + STATUS_POLL_S
             time.sleep(0.5)
-    except (FlowerCliError, SuperLinkError, OSError, subprocess.SubprocessError) as exc:
+    except (ControlApiError, SuperLinkError, OSError, subprocess.SubprocessError) as exc:
         cause = str(exc)
     finally:
+        control.close()
         processes.stop_trees(*procs.values())
     reporter.publish(EventKind.LOG, f"cluster aggregator {job.cluster} stopped: {cause}", {"cluster": job.cluster})
     return 1
