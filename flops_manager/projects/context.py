@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.boundaries import Boundaries
+from flops_manager.bus.broker_acl import ProjectAccounts, SharedAccount
 from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec
 from flops_manager.projects.models import InferenceState, Project, StageRecord
 from flops_manager.projects.repo_refs import resolve_commit
+from flops_manager.tracking.project_users import NoTrackingAccounts, TrackingAccounts
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,10 @@ class EngineContext(Boundaries):
     serving: dict[str, Project] = field(default_factory=dict)
     exited_at: dict[str, float] = field(default_factory=dict)
     listeners: list[ProjectListener] = field(default_factory=list)
+    # The broker users of each project (none of its own when the broker is not managed by us).
+    broker_accounts: ProjectAccounts = field(default_factory=SharedAccount)
+    # The MLflow user of each project's aggregator (none without MLflow auth).
+    tracking_accounts: TrackingAccounts = field(default_factory=NoTrackingAccounts)
 
     def now(self) -> float:
         """The engine's clock (a fake one in unit tests)."""
@@ -154,8 +160,23 @@ class EngineContext(Boundaries):
         self.emit(project, EventKind.PROJECT_FINISHED, message, **data)
         self.active.pop(project.id, None)
         observer = project.observer
-        if observer is not None:
-            self.later(OBSERVER_GRACE_S, lambda: self.undeploy(observer))
+        project_id = project.id
+
+        def close() -> None:
+            if observer is not None:
+                self.undeploy(observer)
+            self.revoke_project_users(project_id)
+
+        # The observer writes the last lines first; then the project's broker users go.
+        self.later(OBSERVER_GRACE_S, close)
+
+    def revoke_project_users(self, project_id: str) -> None:
+        """Remove the project's broker and MLflow users; a failure is logged, never raised (cleanup goes on)."""
+        for kind, accounts in (("broker", self.broker_accounts), ("MLflow", self.tracking_accounts)):
+            try:
+                accounts.revoke(project_id)
+            except Exception:
+                log.exception("revoking the %s users of %s failed", kind, project_id)
 
     def fail(self, project: Project, cause: str) -> None:
         """End the project as failed at its current stage with ``cause``."""

@@ -30,6 +30,11 @@ OBSERVER_READY_WAIT_S = 30.0
 def begin(ctx: EngineContext, project: Project) -> None:
     """Stage 1: make the project active and start its observer; the lookup follows once it listens."""
     ctx.active[project.id] = project
+    try:
+        ctx.broker_accounts.grant(project.id)
+    except Exception as exc:
+        ctx.fail(project, f"cannot create the project's broker users: {exc}")
+        return
     for warning in project.warnings:
         ctx.emit(project, EventKind.LOG, f"warning: {warning}")
     try:
@@ -109,6 +114,11 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
     assert manifest is not None
     ctx.enter(project, Stage.ACTOR_DEPLOYMENT, ctx.settings.timeout_actor_deployment_s)
     tc = project.sla.training_configuration
+    try:
+        ctx.tracking_accounts.grant(project.id, specs.experiment_name(project), specs.model_name(project))
+    except Exception as exc:
+        ctx.fail(project, f"cannot create the aggregator's MLflow user: {exc}")
+        return
     try:
         nodes = ctx.orchestrator.place(specs.learner_placement(project), tc.learner_count)
         port = specs.free_port()
