@@ -1,7 +1,7 @@
 """Starts and stops the whole one-machine management suite.
 
-With ``auth`` (or ``FLOPS_SUITE_AUTH=1``) the broker refuses anonymous clients and MLflow runs its
-basic auth: one ``flops`` user on each, random passwords made on first start and kept in
+With ``auth`` (the default; ``FLOPS_SUITE_AUTH=0`` turns it off) the broker refuses anonymous clients
+and MLflow runs its basic auth: one ``flops`` user on each, random passwords made on first start and kept in
 ``credentials.json`` (mode 0600) under the suite home. They reach Mosquitto as a hashed password file,
 MLflow and the manager only through their environment, never a command line.
 """
@@ -80,8 +80,9 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in {"1", "true", "yes", "on"}
 
 
 def _bin(name: str) -> str:
@@ -126,7 +127,8 @@ class EmbeddedSuite:
         self.ports = ports or SuitePorts()
         self._manager_env = manager_env or {}
         self.run_dir = self.home / "suite"
-        self.auth = _env_flag(AUTH_ENV) if auth is None else auth
+        # Security by default: per-project broker and MLflow users need the suite's own logins.
+        self.auth = _env_flag(AUTH_ENV, default=True) if auth is None else auth
 
     @property
     def credentials_file(self) -> Path:

@@ -161,14 +161,13 @@ class LocalOrchestrator(Orchestrator):
         env["FLOPS_NODE"] = node.name
         identity = self._identity(spec, node, service_dir)
         run_as: dict[str, Any] = {}
-        if identity is not None:
+        if identity is not None and spec.role is ServiceRole.BUILDER:
+            # The builder's own code writes the registry and uv's cache (its HOME stays the manager's);
+            # the repo's code it runs (the import check) runs as this identity (``flops_common.untrusted``).
+            env |= {UNTRUSTED_UID_ENV: str(identity.uid), UNTRUSTED_GID_ENV: str(identity.gid)}
+        elif identity is not None:
             env |= {"HOME": str(service_dir), "TMPDIR": str(service_dir / "tmp"), "USER": f"flops-{identity.uid}"}
-            if spec.role is ServiceRole.BUILDER:
-                # The builder's own code writes the registry and uv's cache; the repo's code it runs
-                # (the import check) runs as this identity (``flops_utils.untrusted``).
-                env |= {UNTRUSTED_UID_ENV: str(identity.uid), UNTRUSTED_GID_ENV: str(identity.gid)}
-            else:
-                run_as = {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.extra_groups)}
+            run_as = {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.extra_groups)}
         with open(service_dir / "output.log", "ab") as log:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", _WRAPPER, "sh", *command],

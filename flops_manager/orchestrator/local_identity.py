@@ -47,14 +47,18 @@ class ServiceIdentity:
     extra_groups: tuple[int, ...] = ()
 
 
-def make_searchable(path: Path) -> list[Path]:
+def make_searchable(path: Path, below: Path | None = None) -> list[Path]:
     """Give others search permission (``o+x``, never read) on ``path`` and each ancestor lacking it.
 
     Services must reach the interpreter and the FLOps home (e.g. under ``/root`` or a test's private
-    temporary folder); search alone lists nothing. Returns the folders changed.
+    temporary folder); search alone lists nothing. Ancestors stop short of ``below`` when given.
+    Returns the folders changed.
     """
     changed = []
-    for folder in [path, *path.parents]:
+    folders = [path, *path.parents]
+    if below is not None:
+        folders = [f for f in folders if f.is_relative_to(below) and f != below]
+    for folder in folders:
         with contextlib.suppress(OSError):
             mode = folder.stat().st_mode
             if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
