@@ -38,7 +38,8 @@ def run(sla_file: Path) -> int:
     for line in summary_lines(project, suite.mlflow_url):
         console.print(line, highlight=False)
     console.print(f"\ndemo took {time.monotonic() - started:.1f} s. Where to look:", highlight=False)
-    console.print(f"  MLflow UI      {suite.mlflow_url}", highlight=False)
+    login = f" (user {suite.credentials().mlflow_username}, password in {suite.credentials_file})" if suite.auth else ""
+    console.print(f"  MLflow UI      {suite.mlflow_url}{login}", highlight=False)
     console.print(f"  project        uv run flops status {project['id']}", highlight=False)
     console.print(f"  timeline       uv run flops logs {project['id']}", highlight=False)
     console.print(f"  API docs       {suite.api_url}/docs (token in {suite.admin_token_file})", highlight=False)

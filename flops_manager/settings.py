@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     mqtt_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_password_file: Path | None = Field(
+        default=None, description="Mosquitto password_file the manager adds each project's broker users to"
+    )
+    mqtt_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file the manager writes")
+    mqtt_broker_pid_file: Path | None = Field(
+        default=None, description="PID file of the broker, signalled (SIGHUP) to reload those two files"
+    )
 
     store: str = Field(default="mongo", description="Store backend: mongo (MongoDB/SecantusDB) or memory")
     mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018")
@@ -46,6 +53,12 @@ class Settings(BaseSettings):
     local_builder_nodes: int = Field(default=1, ge=0, le=16)
     local_clusters: int = Field(
         default=1, ge=1, le=64, description="Clusters the local learner nodes are split into (hierarchical mode)"
+    )
+    local_service_uid_base: int = Field(
+        default=200_000,
+        ge=0,
+        description="local backend: services run as unprivileged users from this uid on (one per service; "
+        "needs a root manager); 0 runs them as the manager's user",
     )
 
     # orchestrator "docker" or "swarm" / registry "oci" (deploy/start-docker.sh starts an engine and a registry;

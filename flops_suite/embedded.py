@@ -1,7 +1,7 @@
 """Starts and stops the whole one-machine management suite.
 
-With ``auth`` (or ``FLOPS_SUITE_AUTH=1``) the broker refuses anonymous clients and MLflow runs its
-basic auth: one ``flops`` user on each, random passwords made on first start and kept in
+With ``auth`` (the default; ``FLOPS_SUITE_AUTH=0`` turns it off) the broker refuses anonymous clients
+and MLflow runs its basic auth: one ``flops`` user on each, random passwords made on first start and kept in
 ``credentials.json`` (mode 0600) under the suite home. They reach Mosquitto as a hashed password file,
 MLflow and the manager only through their environment, never a command line.
 """
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from flops_manager.bus.broker_acl import acl_text
 from flops_suite.example_repos import publish_examples
 from flops_suite.processes import ManagedProcess, port_open
 
@@ -79,8 +80,9 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in {"1", "true", "yes", "on"}
 
 
 def _bin(name: str) -> str:
@@ -125,7 +127,8 @@ class EmbeddedSuite:
         self.ports = ports or SuitePorts()
         self._manager_env = manager_env or {}
         self.run_dir = self.home / "suite"
-        self.auth = _env_flag(AUTH_ENV) if auth is None else auth
+        # Security by default: per-project broker and MLflow users need the suite's own logins.
+        self.auth = _env_flag(AUTH_ENV, default=True) if auth is None else auth
 
     @property
     def credentials_file(self) -> Path:
@@ -206,6 +209,10 @@ class EmbeddedSuite:
         return {
             "FLOPS_MQTT_USERNAME": creds.mqtt_username,
             "FLOPS_MQTT_PASSWORD": creds.mqtt_password.get_secret_value(),
+            # The manager adds each project's broker users to these files and signals the broker.
+            "FLOPS_MQTT_PASSWORD_FILE": str(self.run_dir / "mosquitto.passwd"),
+            "FLOPS_MQTT_ACL_FILE": str(self.run_dir / "mosquitto.acl"),
+            "FLOPS_MQTT_BROKER_PID_FILE": str(self.run_dir / "broker.pid"),
             "FLOPS_MLFLOW_USERNAME": creds.mlflow_username,
             "FLOPS_MLFLOW_PASSWORD": creds.mlflow_password.get_secret_value(),
         }
@@ -326,10 +333,12 @@ class EmbeddedSuite:
             password_file.unlink(missing_ok=True)
             raise RuntimeError(f"mosquitto_passwd -U failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         os.chmod(password_file, 0o600)
+        acl_file = self.run_dir / "mosquitto.acl"
+        _write_private(acl_file, acl_text([creds.mqtt_username], []))
         # Run as the suite's own user (as root Mosquitto would switch to "mosquitto", which can read
         # neither the 0600 password file nor a private home); without root this line has no effect.
         user = pwd.getpwuid(os.getuid()).pw_name
-        return f"user {user}\nallow_anonymous false\npassword_file {password_file}\n"
+        return f"user {user}\nallow_anonymous false\npassword_file {password_file}\nacl_file {acl_file}\n"
 
     def _write_mlflow_auth_config(self) -> None:
         """MLflow's auth config: its user database under the suite home, no permissions by default.

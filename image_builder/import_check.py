@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from flops_common.untrusted import hand_over, untrusted_popen_options
 from image_builder import probe
 from image_builder.errors import BuildError
 from image_builder.steps import BuildStep
@@ -53,6 +54,9 @@ class ImportProbe(AbstractContextManager["ImportProbe"]):
         self._stderr_path = self._scratch / "stderr.txt"
         data_dir = self._scratch / "data"
         data_dir.mkdir()
+        # The repo's code runs unprivileged when the orchestrator named a user for it; it writes its
+        # result here.
+        hand_over(self._scratch)
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
         env.update({"FLOPS_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"})
         flags = ["-I"] if write_bytecode else ["-I", "-B"]
@@ -64,6 +68,7 @@ class ImportProbe(AbstractContextManager["ImportProbe"]):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                **untrusted_popen_options(),
             )
 
     def result(self, timeout_s: float = IMPORT_CHECK_TIMEOUT_S) -> dict[str, Any]:

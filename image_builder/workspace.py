@@ -9,6 +9,7 @@ Scratch lives under ROOT so staged runtimes and images reach their place with an
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import tempfile
 import time
@@ -28,7 +29,12 @@ def new_scratch(root: Path, digest: str) -> Path:
     """A fresh scratch directory for one build."""
     base = scratch_root(root)
     base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"build-{digest[:12]}-", dir=base))
+    scratch = Path(tempfile.mkdtemp(prefix=f"build-{digest[:12]}-", dir=base))
+    # Searchable, never listable or writable by others: the repo's import check runs as an unprivileged
+    # user (``flops_common.untrusted``) and must reach the staged runtimes and app by their names.
+    os.chmod(base, 0o711)
+    os.chmod(scratch, 0o711)
+    return scratch
 
 
 def sweep_stale(root: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:

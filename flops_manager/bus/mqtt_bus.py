@@ -63,9 +63,16 @@ class MqttBus(Bus):
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            self._inbox.put(Event.model_validate_json(msg.payload))
+            event = Event.model_validate_json(msg.payload)
         except ValidationError as exc:
             log.warning("dropping malformed event on %s: %s", msg.topic, exc.errors()[:1])
+            return
+        # The broker lets a project's services publish only on their own topic; an event naming
+        # another project there is forged and must not touch that project.
+        if msg.topic != project_events(event.project_id):
+            log.warning("dropping an event for project %s published on %s", event.project_id, msg.topic)
+            return
+        self._inbox.put(event)
 
     def _drain(self, handler: EventHandler) -> None:
         while (event := self._inbox.get()) is not None:

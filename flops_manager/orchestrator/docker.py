@@ -9,6 +9,8 @@ folder is bind-mounted read-only into its container at the same path. Containers
   ``instance`` keeps two managers on one engine apart);
 * get memory (MB) and vCPU limits from ``ServiceSpec.resources``; secrets in a 0600 file mounted read-only
   (``flops_common.secret_env``), never in the container's configuration;
+* are confined (``container_hardening``): non-root, no capabilities, ``no-new-privileges``, a PID limit,
+  a read-only root filesystem with a private ``/tmp`` (all but the builder);
 * run ``spec.image``, or the platform's service image for the builder and the observer. The builder also
   gets the engine's socket (it builds and pushes images) and, if configured, the host's CA bundle.
 
@@ -34,6 +36,12 @@ from flops_manager.orchestrator.base import (
     ServiceSpec,
     ServiceState,
     ServiceStatus,
+)
+from flops_manager.orchestrator.container_hardening import (
+    CONTAINER_UID,
+    container_env,
+    container_options,
+    unprivileged,
 )
 from flops_manager.orchestrator.docker_base import DockerBackedOrchestrator
 from flops_manager.orchestrator.virtual_nodes import VirtualNodes
@@ -101,9 +109,12 @@ class DockerOrchestrator(DockerBackedOrchestrator):
         image = spec.image or self._service_image
         binds, mount_env = self._binds(spec, node)
         volumes = {b.source: {"bind": b.target, "mode": "ro" if b.read_only else "rw"} for b in binds}
-        environment = {**spec.env, **mount_env, "FLOPS_NODE": node.name}
+        environment = {**spec.env, **mount_env, **container_env(spec), "FLOPS_NODE": node.name}
         if spec.secret_env:
-            volumes[str(self._write_secret_env(spec))] = {"bind": SECRET_ENV_IN_CONTAINER, "mode": "ro"}
+            secret_file = self._write_secret_env(spec)
+            if unprivileged(spec):
+                os.chown(secret_file, CONTAINER_UID, CONTAINER_UID)  # still 0600: only the container's user
+            volumes[str(secret_file)] = {"bind": SECRET_ENV_IN_CONTAINER, "mode": "ro"}
             environment[SECRET_ENV_PATH] = SECRET_ENV_IN_CONTAINER
         resources = spec.resources
         limits: dict[str, Any] = {}
@@ -125,6 +136,7 @@ class DockerOrchestrator(DockerBackedOrchestrator):
                 volumes=volumes,
                 working_dir=spec.workdir,
                 init=True,
+                **container_options(spec),
                 **limits,
             )
         except ImageNotFound as exc:

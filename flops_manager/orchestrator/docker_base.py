@@ -1,10 +1,10 @@
 """What the ``docker`` and ``swarm`` backends share: one engine client, labels, mounts, saved logs, listing.
 
 Both name a service ``flops-<instance>-<project>-<service>``, label it ``org.flops.{managed,instance,project,
-service,role,node}`` (``instance`` keeps two managers on one engine apart), bind-mount a learner's node
-data read-only at the same path, give the builder the engine's socket (it builds and pushes images) and,
-if configured, the host's CA bundle, and keep a service's output in ``services/<project>/<service>/output.log``
-once it is removed.
+service,role,node}`` (``instance`` keeps two managers on one engine apart), bind-mount the folders of
+the project's data tags on a learner's node read-only at the same path, give the builder the engine's
+socket (it builds and pushes images) and, if configured, the host's CA bundle, and keep a service's output
+in ``services/<project>/<service>/output.log`` once it is removed.
 """
 
 from __future__ import annotations
@@ -121,8 +121,11 @@ class DockerBackedOrchestrator(Orchestrator):
         binds: list[Bind] = []
         env: dict[str, str] = {}
         if spec.role is ServiceRole.LEARNER and node is not None and node.data_dir:
-            Path(node.data_dir).mkdir(parents=True, exist_ok=True)
-            binds.append(Bind(node.data_dir, node.data_dir, read_only=True))
+            # Only the folders of the project's tags on this node, read-only: not the node's other data.
+            for tag in spec.placement.data_tags:
+                tag_dir = Path(node.data_dir) / tag
+                tag_dir.mkdir(parents=True, exist_ok=True)
+                binds.append(Bind(str(tag_dir), str(tag_dir), read_only=True))
         binds += [Bind(path, path, read_only=True) for path in spec.read_only_paths if Path(path).is_dir()]
         if spec.role is ServiceRole.BUILDER:
             socket = socket_path(self._docker_host)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flops_manager.orchestrator.base import Orchestrator
 from flops_manager.orchestrator.local import LocalOrchestrator
+from flops_manager.orchestrator.local_identity import ServiceIdentities
 from flops_manager.settings import Settings
 
 
 def local(settings: Settings) -> LocalOrchestrator:
-    """Processes on this machine with virtual nodes."""
+    """Processes on this machine with virtual nodes; unprivileged, one user per service, when we are root."""
+    identities = None
+    if settings.local_service_uid_base and os.geteuid() == 0:
+        identities = ServiceIdentities(settings.home_dir, settings.local_service_uid_base)
     return LocalOrchestrator(
         settings.nodes_dir,
         settings.services_dir,
         settings.local_learner_nodes,
         settings.local_builder_nodes,
+        identities,
         clusters=settings.local_clusters,
     )
 

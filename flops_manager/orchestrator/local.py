@@ -17,7 +17,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+from flops_common.untrusted import UNTRUSTED_GID_ENV, UNTRUSTED_UID_ENV
 from flops_manager.orchestrator.base import (
     Node,
     Orchestrator,
@@ -27,6 +29,7 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.orchestrator.local_identity import ServiceIdentities, ServiceIdentity
 from flops_manager.orchestrator.virtual_nodes import VirtualNodes
 
 _WRAPPER = '"$@"; echo $? > "$FLOPS_EXIT_FILE"'
@@ -98,11 +101,32 @@ class LocalOrchestrator(Orchestrator):
     name = "local"
 
     def __init__(
-        self, nodes_dir: Path, services_dir: Path, learner_nodes: int, builder_nodes: int, clusters: int = 1
+        self,
+        nodes_dir: Path,
+        services_dir: Path,
+        learner_nodes: int,
+        builder_nodes: int,
+        identities: ServiceIdentities | None = None,
+        clusters: int = 1,
     ) -> None:
+        """``identities``: run every service as an unprivileged user of its own (the manager must be root);
+        ``clusters``: the learner nodes are split into that many clusters (hierarchical mode)."""
         self._virtual_nodes = VirtualNodes(nodes_dir, learner_nodes, builder_nodes, clusters)
         self._services_dir = services_dir
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._identities = identities
+        if identities is not None:
+            identities.secure_home()
+
+    def _identity(self, spec: ServiceSpec, node: Node, service_dir: Path) -> ServiceIdentity | None:
+        """The unprivileged identity ``spec`` runs as, its working dir its own; None without isolation."""
+        if self._identities is None:
+            return None
+        identity = self._identities.allocate()
+        if spec.role is ServiceRole.LEARNER and node.data_dir:
+            identity = self._identities.grant_data(identity, node.name, Path(node.data_dir), spec.placement.data_tags)
+        self._identities.own_workdir(identity, service_dir)
+        return identity
 
     def node_data_dir(self, node: str) -> Path:
         """The folder holding a node's data, one subfolder per data tag."""
@@ -137,6 +161,15 @@ class LocalOrchestrator(Orchestrator):
         marker = uuid.uuid4().hex
         env[MARKER_ENV] = marker
         env["FLOPS_NODE"] = node.name
+        identity = self._identity(spec, node, service_dir)
+        run_as: dict[str, Any] = {}
+        if identity is not None and spec.role is ServiceRole.BUILDER:
+            # The builder's own code writes the registry and uv's cache (its HOME stays the manager's);
+            # the repo's code it runs (the import check) runs as this identity (``flops_common.untrusted``).
+            env |= {UNTRUSTED_UID_ENV: str(identity.uid), UNTRUSTED_GID_ENV: str(identity.gid)}
+        elif identity is not None:
+            env |= {"HOME": str(service_dir), "TMPDIR": str(service_dir / "tmp"), "USER": f"flops-{identity.uid}"}
+            run_as = {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.extra_groups)}
         with open(service_dir / "output.log", "ab") as log:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", _WRAPPER, "sh", *command],
@@ -146,6 +179,7 @@ class LocalOrchestrator(Orchestrator):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                **run_as,
             )
         if niceness:
             _deprioritize_session(proc.pid, niceness)

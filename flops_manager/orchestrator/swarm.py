@@ -49,6 +49,7 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.orchestrator.container_hardening import CONTAINER_UID, container_env, unprivileged
 from flops_manager.orchestrator.docker_base import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -161,7 +162,8 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
             return []
         labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self._instance, LABEL_PROJECT: spec.project_id}
         secret = self._client.secrets.create(name=name, data=json.dumps(spec.secret_env).encode(), labels=labels)
-        return [SecretReference(secret.id, name, filename=SECRET_ENV_FILE, mode=0o400)]
+        owner = str(CONTAINER_UID if unprivileged(spec) else 0)
+        return [SecretReference(secret.id, name, filename=SECRET_ENV_FILE, uid=owner, gid=owner, mode=0o400)]
 
     def _remove_secret(self, name: str) -> None:
         with contextlib.suppress(NotFound):
@@ -181,11 +183,14 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         image = spec.image or self._service_image
         binds, mount_env = self._binds(spec, node)
         mounts = [Mount(b.target, b.source, type="bind", read_only=b.read_only) for b in binds]
+        confined = unprivileged(spec)
+        if confined:
+            mounts.append(Mount("/tmp", None, type="tmpfs"))
         placement = constraints(spec.placement, node)
         if platform_role:
             placement.append(f"node.id=={self._manager_node_id()}")
         node_name = node.name if node is not None else "manager"
-        env = {**spec.env, **mount_env, "FLOPS_NODE": node_name}
+        env = {**spec.env, **mount_env, **container_env(spec), "FLOPS_NODE": node_name}
         if spec.secret_env:
             env[SECRET_ENV_PATH] = f"/run/secrets/{SECRET_ENV_FILE}"
         resources = spec.resources
@@ -210,6 +215,10 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
             stop_grace_period=STOP_GRACE_NS,
             workdir=spec.workdir,
             init=True,
+            # Swarm's API 1.41 (Docker 20.10) has no no-new-privileges or PID limit for services.
+            user=f"{CONTAINER_UID}:{CONTAINER_UID}" if confined else None,
+            read_only=confined,
+            cap_drop=["ALL"] if confined else None,
         )
         info = {"service": service.id, "service_name": name, "image": image}
         return self._deployed(spec, node_name, info, record="swarm-service.json")

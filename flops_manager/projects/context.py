@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from flops_common.events import EventKind, Source, make_event
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.boundaries import Boundaries
+from flops_manager.bus.broker_acl import ProjectAccounts, SharedAccount
 from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec, ServiceState
 from flops_manager.projects.models import InferenceState, Project, StageRecord
 from flops_manager.projects.repo_refs import resolve_commit
+from flops_manager.tracking.project_users import NoTrackingAccounts, TrackingAccounts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class EngineContext(Boundaries):
     serving: dict[str, Project] = field(default_factory=dict)
     exited_at: dict[str, float] = field(default_factory=dict)
     listeners: list[ProjectListener] = field(default_factory=list)
+    # The broker users of each project (none of its own when the broker is not managed by us).
+    broker_accounts: ProjectAccounts = field(default_factory=SharedAccount)
+    # The MLflow user of each project's aggregator (none without MLflow auth).
+    tracking_accounts: TrackingAccounts = field(default_factory=NoTrackingAccounts)
 
     def now(self) -> float:
         """The engine's clock (a fake one in unit tests)."""
@@ -155,19 +161,31 @@ class EngineContext(Boundaries):
         )
         self.emit(project, EventKind.PROJECT_FINISHED, message, **data)
         self.active.pop(project.id, None)
-        if project.observer is not None:
-            self._retire_observer(project.observer, now + OBSERVER_GRACE_S)
+        # The observer writes the last lines first; then the project's broker and MLflow users go.
+        self._close_project(project.id, project.observer, now + OBSERVER_GRACE_S)
 
-    def _retire_observer(self, observer: ServiceHandle, deadline: float) -> None:
-        """Undeploy the observer once it has stopped by itself, or at ``deadline``."""
-        try:
-            stopped = self.orchestrator.status(observer).state is not ServiceState.RUNNING
-        except Exception:
-            stopped = True
-        if stopped or self.now() >= deadline:
+    def _close_project(self, project_id: str, observer: ServiceHandle | None, deadline: float) -> None:
+        """Once the observer stopped by itself (or at ``deadline``): undeploy it, revoke the project's users."""
+        stopped = True
+        if observer is not None:
+            try:
+                stopped = self.orchestrator.status(observer).state is not ServiceState.RUNNING
+            except Exception:
+                stopped = True
+        if not stopped and self.now() < deadline:
+            self.later(_OBSERVER_POLL_S, lambda: self._close_project(project_id, observer, deadline))
+            return
+        if observer is not None:
             self.undeploy(observer)
-        else:
-            self.later(_OBSERVER_POLL_S, lambda: self._retire_observer(observer, deadline))
+        self.revoke_project_users(project_id)
+
+    def revoke_project_users(self, project_id: str) -> None:
+        """Remove the project's broker and MLflow users; a failure is logged, never raised (cleanup goes on)."""
+        for kind, accounts in (("broker", self.broker_accounts), ("MLflow", self.tracking_accounts)):
+            try:
+                accounts.revoke(project_id)
+            except Exception:
+                log.exception("revoking the %s users of %s failed", kind, project_id)
 
     def fail(self, project: Project, cause: str) -> None:
         """End the project as failed at its current stage with ``cause``."""

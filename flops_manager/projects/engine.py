@@ -17,11 +17,13 @@ from flops_common.events import Event
 from flops_common.sla import ProjectSLA
 from flops_common.stages import Stage
 from flops_manager.boundaries import Boundaries
+from flops_manager.bus.broker_acl import project_accounts
 from flops_manager.projects import health, lifecycle, post_training, transitions
 from flops_manager.projects.context import EngineContext, ProjectListener, Scheduler
 from flops_manager.projects.models import Project, StageRecord
 from flops_manager.projects.sla_policy import check_sla
 from flops_manager.projects.worker import Worker
+from flops_manager.tracking.project_users import tracking_accounts
 
 T = TypeVar("T")
 _COMMAND_WAIT_S = 30.0
@@ -51,6 +53,8 @@ class ProjectEngine:
             call=self._worker.call,
             scheduler=scheduler,
         )
+        self.ctx.broker_accounts = project_accounts(parts.settings)
+        self.ctx.tracking_accounts = tracking_accounts(parts.settings)
         if resolve_commit is not None:
             self.ctx.resolve_commit = resolve_commit
 

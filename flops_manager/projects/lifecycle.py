@@ -29,6 +29,11 @@ def begin(ctx: EngineContext, project: Project) -> None:
     the manager replays what it missed (``transitions.apply``), so nothing waits for it.
     """
     ctx.active[project.id] = project
+    try:
+        ctx.broker_accounts.grant(project.id)
+    except Exception as exc:
+        ctx.fail(project, f"cannot create the project's broker users: {exc}")
+        return
     for warning in project.warnings:
         ctx.emit(project, EventKind.LOG, f"warning: {warning}")
     try:
@@ -111,6 +116,11 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
             ctx.fail(project, f"cannot place the clusters: {exc}")
             return
         ctx.save(project)
+        return
+    try:
+        ctx.tracking_accounts.grant(project.id, specs.experiment_name(project), specs.model_name(project))
+    except Exception as exc:
+        ctx.fail(project, f"cannot create the aggregator's MLflow user: {exc}")
         return
     try:
         nodes = ctx.orchestrator.place(specs.learner_placement(project), tc.learner_count)

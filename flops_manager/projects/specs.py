@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_common.image_key import ImageKey, ImageManifest
-from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, ClusterAggregatorJob, LearnerJob
+from flops_common.jobs import JOB_ENV, AggregatorJob, BuildJob, BusConfig, ClusterAggregatorJob, LearnerJob
 from flops_common.mqtt import PASSWORD_ENV
 from flops_common.redaction import redact_url
 from flops_common.serving import (
@@ -19,6 +19,7 @@ from flops_common.serving import (
     registered_model_name,
 )
 from flops_common.sla import TrainingConfiguration
+from flops_manager.bus.broker_acl import BrokerRole, project_accounts
 from flops_manager.orchestrator.base import (
     CAP_IMAGE_BUILDER,
     CAP_INFERENCE,
@@ -31,6 +32,7 @@ from flops_manager.orchestrator.base import (
 from flops_manager.projects.models import Project, cluster_aggregator_name
 from flops_manager.settings import Settings
 from flops_manager.tracking.mlflow_server import client_secret_env, settings_credentials
+from flops_manager.tracking.project_users import aggregator_login
 from flops_utils.node_data import DATA_TAGS_ENV
 
 
@@ -41,14 +43,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _secrets(settings: Settings, tracking: bool = False) -> dict[str, str]:
-    """A service's secret environment: the broker password and, for ``tracking`` (the aggregator), MLflow's.
+def _login(settings: Settings, project: Project, role: BrokerRole) -> tuple[str | None, str | None]:
+    """The broker user and password a service of ``project`` connects with: its project's own, if any."""
+    login = project_accounts(settings).login(project.id, role)
+    if login is not None:
+        return login[0], login[1].get_secret_value()
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password is not None else None
+    return settings.mqtt_username, password
+
+
+def _bus(settings: Settings, project: Project, role: BrokerRole = BrokerRole.SERVICE) -> BusConfig:
+    """Where a service of ``project`` finds the broker and which user it is there (no password)."""
+    return settings.bus.model_copy(update={"username": _login(settings, project, role)[0]})
+
+
+def _secrets(
+    settings: Settings, project: Project, role: BrokerRole = BrokerRole.SERVICE, tracking: bool = False
+) -> dict[str, str]:
+    """A service's secret environment: its broker password and, for ``tracking``, the manager's MLflow login.
 
     These travel only in ``ServiceSpec.secret_env`` (never in a job, the command or a stored document).
     """
     secret: dict[str, str] = {}
-    if settings.mqtt_password is not None:
-        secret[PASSWORD_ENV] = settings.mqtt_password.get_secret_value()
+    password = _login(settings, project, role)[1]
+    if password is not None:
+        secret[PASSWORD_ENV] = password
     if tracking:
         secret |= client_secret_env(settings_credentials(settings))
     return secret
@@ -72,7 +91,7 @@ def _builder(settings: Settings, project: Project, name: str, env: dict[str, str
         role=ServiceRole.BUILDER,
         command=["python", "-m", "image_builder"],
         env=env,
-        secret_env=_secrets(settings, tracking=tracking),
+        secret_env=_secrets(settings, project, tracking=tracking),
         placement=Placement(capability=CAP_IMAGE_BUILDER),
     )
 
@@ -80,7 +99,7 @@ def _builder(settings: Settings, project: Project, name: str, env: dict[str, str
 def builder_spec(settings: Settings, project: Project, key: ImageKey, registry_location: str) -> ServiceSpec:
     """The one-shot builder that makes the actor images of ``key``."""
     job = BuildJob(
-        project_id=project.id, bus=settings.bus, key=key, registry=registry_location, **_build_plan(settings)
+        project_id=project.id, bus=_bus(settings, project), key=key, registry=registry_location, **_build_plan(settings)
     )
     return _builder(settings, project, "builder", {JOB_ENV: job.model_dump_json()}, tracking=False)
 
@@ -92,8 +111,8 @@ def observer_spec(settings: Settings, project: Project) -> ServiceSpec:
         project_id=project.id,
         role=ServiceRole.OBSERVER,
         command=["python", "-m", "observer", project.id],
-        env={"FLOPS_OBSERVER_BUS": settings.bus.model_dump_json()},
-        secret_env=_secrets(settings),
+        env={"FLOPS_OBSERVER_BUS": _bus(settings, project, BrokerRole.OBSERVER).model_dump_json()},
+        secret_env=_secrets(settings, project, BrokerRole.OBSERVER),
         one_shot=False,
     )
 
@@ -111,14 +130,14 @@ def aggregator_spec(
     e.g. a hierarchical root's with ``min_clusters`` resolved; ``clusters``: a root's cluster aggregators)."""
     job = AggregatorJob(
         project_id=project.id,
-        bus=settings.bus,
+        bus=_bus(settings, project),
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
         superlink_port=superlink_port,
         training=training or project.sla.training_configuration,
         mlflow_tracking_uri=tracking_uri,
-        mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
-        registered_model=registered_model_name(project.customer_id, project.sla.ml_repo_url),
+        mlflow_experiment=experiment_name(project),
+        registered_model=model_name(project),
         model_tags=model_version_tags(project),
         clusters=clusters,
     )
@@ -129,7 +148,8 @@ def aggregator_spec(
         image=manifest.aggregator,
         command=["python", "-m", "fl_actors.aggregator"],
         env={JOB_ENV: job.model_dump_json()},
-        secret_env=_secrets(settings, tracking=True),
+        # Its own MLflow user (``tracking.project_users``): it may edit only this project's experiment and model.
+        secret_env=_secrets(settings, project) | client_secret_env(aggregator_login(settings, project.id)),
         resources=project.sla.resource_constraints,
     )
 
@@ -140,7 +160,7 @@ def cluster_aggregator_spec(
     """Hierarchical mode: the aggregator of ``cluster``, from the learner image (no MLflow) on a node of the cluster."""
     job = ClusterAggregatorJob(
         project_id=project.id,
-        bus=settings.bus,
+        bus=_bus(settings, project),
         cluster=cluster,
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
@@ -156,10 +176,20 @@ def cluster_aggregator_spec(
         image=manifest.learner,
         command=["python", "-m", "fl_actors.cluster_aggregator"],
         env={JOB_ENV: job.model_dump_json()},
-        secret_env=_secrets(settings),
+        secret_env=_secrets(settings, project),
         placement=Placement(cluster=cluster),
         resources=project.sla.resource_constraints,
     )
+
+
+def experiment_name(project: Project) -> str:
+    """The MLflow experiment of a project's training run."""
+    return f"flops-{project.customer_id}-{project.id}"
+
+
+def model_name(project: Project) -> str:
+    """The registered model a project's final model becomes a version of."""
+    return registered_model_name(project.customer_id, project.sla.ml_repo_url)
 
 
 def model_version_tags(project: Project) -> dict[str, str]:
@@ -182,7 +212,7 @@ def serving_builder_spec(
     assert project.registered_model is not None
     job = ServingBuildJob(
         project_id=project.id,
-        bus=settings.bus,
+        bus=_bus(settings, project),
         model=project.registered_model,
         flavor=project.sla.ml_model_flavor,
         customer_id=project.customer_id,
@@ -201,7 +231,11 @@ def inference_spec(
 ) -> ServiceSpec:
     """The long-running inference service of ``serving``; on an ``inference`` node when ``placed``."""
     job = InferenceJob(
-        project_id=project.id, bus=settings.bus, model_dir=serving.model_dir, host=settings.inference_host, port=port
+        project_id=project.id,
+        bus=_bus(settings, project),
+        model_dir=serving.model_dir,
+        host=settings.inference_host,
+        port=port,
     )
     return ServiceSpec(
         name="inference",
@@ -210,7 +244,7 @@ def inference_spec(
         image=serving.artifact,
         command=["python", "-m", "inference"],
         env={JOB_ENV: job.model_dump_json()},
-        secret_env=_secrets(settings),
+        secret_env=_secrets(settings, project),
         placement=Placement(capability=CAP_INFERENCE if placed else None),
         one_shot=False,
     )
@@ -237,7 +271,7 @@ def learner_spec(
     data_dir = Path(node.data_dir or "") / tags[0] if len(tags) == 1 else Path(node.data_dir or "")
     job = LearnerJob(
         project_id=project.id,
-        bus=settings.bus,
+        bus=_bus(settings, project),
         learner_index=index,
         app_dir=manifest.app_dir,
         superlink_address=f"127.0.0.1:{superlink_port}",
@@ -252,7 +286,7 @@ def learner_spec(
         command=["python", "-m", "fl_actors.learner"],
         # flops_utils.load_dataset reads every tag of the project (several tags: data_dir is the node's root)
         env={JOB_ENV: job.model_dump_json(), DATA_TAGS_ENV: ",".join(tags)},
-        secret_env=_secrets(settings),
+        secret_env=_secrets(settings, project),
         placement=learner_placement(project, cluster),
         resources=project.sla.resource_constraints,
     )

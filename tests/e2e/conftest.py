@@ -15,6 +15,7 @@ from flops_manager.orchestrator.local import LocalOrchestrator, service_processe
 from flops_manager.projects.context import OBSERVER_GRACE_S
 from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.containers import DockerEngine, start_engine
+from tests.helpers.suites import isolated_home, make_test_suite
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "slas"
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -65,6 +66,16 @@ def assert_nothing_left(suite: EmbeddedSuite, project: dict[str, Any]) -> None:
     for service_json in (suite.home / "services" / project["id"]).glob("*/service.json"):
         marker = json.loads(service_json.read_text())["info"]["marker"]
         assert service_processes(marker) == [], f"{service_json.parent.name} left processes behind"
+
+
+@pytest.fixture(scope="session")
+def auth_suite() -> Iterator[EmbeddedSuite]:
+    """An embedded suite whose broker and MLflow server need credentials and whose services run as
+    unprivileged users of their own (three learner nodes)."""
+    with isolated_home("flops-auth-home-") as home:
+        suite = make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "3"}, auth=True, isolated=True)
+        with suite.running():
+            yield suite
 
 
 @pytest.fixture(scope="session")

@@ -27,21 +27,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from pymongo import MongoClient
 
+from flops_manager.bus.broker_acl import BrokerRole, project_password, project_username
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.local import service_processes
+from flops_manager.tracking.mlflow_server import Credentials
+from flops_manager.tracking.project_users import project_user
 from flops_suite.embedded import EmbeddedSuite, SuiteCredentials
 from tests.e2e.conftest import FINAL, assert_nothing_left, example_sla
-from tests.helpers.suites import make_test_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-
-
-@pytest.fixture(scope="module")
-def auth_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
-    """An embedded suite whose broker and MLflow server need credentials."""
-    home = tmp_path_factory.mktemp("flops-auth-home")
-    with make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "2"}, auth=True).running() as suite:
-        yield suite
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +44,23 @@ def creds(auth_suite: EmbeddedSuite) -> SuiteCredentials:
     return auth_suite.credentials()
 
 
-def _needles(creds: SuiteCredentials) -> dict[str, bytes]:
+def _project_logins(creds: SuiteCredentials, project_id: str) -> dict[str, str]:
+    """The project's own broker users and MLflow user and their passwords (derived from the manager's)."""
+    logins = [
+        (project_username(project_id, role), project_password(creds.mqtt_password, project_id, role))
+        for role in BrokerRole
+    ]
+    tracking = project_user(Credentials(creds.mlflow_username, creds.mlflow_password), project_id)
+    return {user: password.get_secret_value() for user, password in [*logins, (tracking.username, tracking.password)]}
+
+
+def _needles(creds: SuiteCredentials, project_id: str) -> dict[str, bytes]:
     """Every form a secret could leak in: itself, a basic-auth header value, and its two halves."""
     found: dict[str, bytes] = {}
     users = {creds.mqtt_password.get_secret_value(): creds.mqtt_username}
     users[creds.mlflow_password.get_secret_value()] = creds.mlflow_username
-    for index, secret in enumerate(creds.secret_values()):
+    users |= {password: user for user, password in _project_logins(creds, project_id).items()}
+    for index, secret in enumerate([*creds.secret_values(), *_project_logins(creds, project_id).values()]):
         found[f"secret {index}"] = secret.encode()
         found[f"secret {index} (first half)"] = secret[: len(secret) // 2].encode()
         found[f"secret {index} (second half)"] = secret[len(secret) // 2 :].encode()
@@ -198,20 +203,28 @@ def test_project_trains_through_authenticated_services_and_no_secret_leaks(
     assert "eval_accuracy" in {m["key"] for m in run.json()["run"]["data"]["metrics"]}
 
     # The sampler saw every service of the project running, and the secrets went where they belong:
-    # the MLflow password into the aggregator's environment only, the broker password to every service.
+    # the aggregator's own MLflow login into its environment only; to every service its project's
+    # broker password (the observer its own user's); the manager's passwords to none.
     assert {"builder", "observer", "aggregator", "learner-0", "learner-1"} <= set(sampler.environ)
-    mlflow_pw = f"MLFLOW_TRACKING_PASSWORD={creds.mlflow_password.get_secret_value()}".encode()
-    mqtt_pw = f"FLOPS_MQTT_PASSWORD={creds.mqtt_password.get_secret_value()}".encode()
+    own_mlflow = project_user(Credentials(creds.mlflow_username, creds.mlflow_password), project_id)
+    mlflow_pw = f"MLFLOW_TRACKING_PASSWORD={own_mlflow.password.get_secret_value()}".encode()
+    manager_mlflow_pw = f"MLFLOW_TRACKING_PASSWORD={creds.mlflow_password.get_secret_value()}".encode()
+    manager_pw = f"FLOPS_MQTT_PASSWORD={creds.mqtt_password.get_secret_value()}".encode()
+    logins = _project_logins(creds, project_id)
     assert any(mlflow_pw in env.split(b"\0") for env in sampler.environ["aggregator"])
+    assert not [s for s, envs in sampler.environ.items() if any(manager_mlflow_pw in e for e in envs)]
     for service, environs in sampler.environ.items():
-        assert any(mqtt_pw in env.split(b"\0") for env in environs), f"{service} had no broker password"
+        role = BrokerRole.OBSERVER if service == "observer" else BrokerRole.SERVICE
+        mqtt_pw = f"FLOPS_MQTT_PASSWORD={logins[project_username(project_id, role)]}".encode()
+        assert any(mqtt_pw in env.split(b"\0") for env in environs), f"{service} had not its project's login"
+        assert not any(manager_pw in env.split(b"\0") for env in environs), f"{service} got the manager's"
         if service != "aggregator":
             assert not any(_leaks(env, {"mlflow": mlflow_pw}) for env in environs), f"{service} got MLflow's"
     service_cmdlines = [b" ".join(cmd.split(b"\0")) for _pid, cmd in sampler.cmdlines]
     assert any(b"flower-superlink" in c for c in service_cmdlines)
     assert any(b"fl_actors.supernode_launcher" in c for c in service_cmdlines)  # flower-supernode
 
-    needles = _needles(creds)
+    needles = _needles(creds, project_id)
     leaks: list[str] = []
 
     # 1. Command lines of every process seen while the project ran (its services and everything else).
@@ -255,6 +268,14 @@ def test_project_trains_through_authenticated_services_and_no_secret_leaks(
     assert len(service_logs) >= 5 and scanned > len(service_logs)
 
     assert leaks == [], "secrets leaked:\n" + "\n".join(leaks)
+    # The project's broker users and its MLflow user were removed when it ended.
+    for user, password in logins.items():
+        if user.startswith("flops-agg-"):
+            continue  # the MLflow user: checked below
+        refused = _connect_result(auth_suite, user, password)
+        assert refused is not None and refused.is_failure, f"{user} still accepted after the project ended"
+    own_auth = (own_mlflow.username, own_mlflow.password.get_secret_value())
+    assert httpx.get(run_get, params=params, auth=own_auth, timeout=10).status_code == 401
     # The scanner finds what is there: the one file meant to hold the secrets holds each of them.
     assert set(_file_leaks(auth_suite.credentials_file, needles)) >= {f"secret {i}" for i in range(3)}
     assert stat.S_IMODE(auth_suite.credentials_file.stat().st_mode) == 0o600

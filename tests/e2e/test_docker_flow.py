@@ -31,6 +31,7 @@ from flops_suite.embedded import EmbeddedSuite
 from flops_suite.example_repos import publish_repo
 from tests.e2e.conftest import assert_no_internals, example_sla, wait_final, wait_stage
 from tests.e2e.containers import DockerEngine, interfaces, labelled_containers, suite_on_engine
+from tests.e2e.hostile import run_hostile_beside_victim
 from tests.e2e.learning import assert_learned
 from tests.e2e.serving import STEPS, as_csv, assert_answers_as_registered, sample_rows
 
@@ -267,6 +268,30 @@ def test_learner_container_killed_fails_the_project_within_the_round_timeout(con
     assert (project["status"], project["failed_stage"]) == ("failed", 5)
     assert "learner-1" in project["cause"] and "2 needed" in project["cause"], project["cause"]
     _assert_no_container_left(setup, project_id)
+
+
+@pytest.mark.timeout(900)
+def test_hostile_repo_in_confined_containers_reaches_nothing_of_a_project_beside_it(containers: DockerSetup) -> None:
+    setup = containers
+    seen: dict[str, dict[str, Any]] = {}
+
+    def inspect_victim(victim_id: str) -> None:
+        for container in _project_containers(setup, victim_id):
+            seen[container.labels["org.flops.service"]] = container.attrs["HostConfig"]
+
+    socket = setup.docker_host.removeprefix("unix://")
+    outcomes = run_hostile_beside_victim(
+        setup.suite, setup.admin, "learner-1", while_training=inspect_victim, docker_sockets=[socket]
+    )
+    # The engine's socket, the host's files and other nodes' data are not in the container at all.
+    for attempt in ("docker_socket", "read_admin_token", "read_victim_workdir"):
+        assert "FileNotFoundError" in outcomes[attempt], outcomes[attempt]
+    assert "learner-0" in seen and "aggregator" in seen, sorted(seen)
+    for service, host_config in seen.items():
+        assert host_config["CapDrop"] == ["ALL"] and host_config["ReadonlyRootfs"] is True, service
+        assert host_config["SecurityOpt"] == ["no-new-privileges:true"] and host_config["PidsLimit"] > 0, service
+        mounts = [b.split(":")[1] for b in host_config["Binds"] or []]
+        assert not [m for m in mounts if m.endswith(".sock")], f"{service} mounts a socket: {mounts}"
 
 
 @pytest.mark.timeout(400)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flops_suite.embedded import EmbeddedSuite, SuitePorts
@@ -19,10 +23,29 @@ def free_suite_ports() -> SuitePorts:
     return SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api)
 
 
-def make_test_suite(home: Path, manager_env: dict[str, str], auth: bool = False) -> EmbeddedSuite:
-    """A suite (not started) under ``home`` on free ports; ``manager_env`` adds to or overrides the test defaults."""
+def make_test_suite(
+    home: Path, manager_env: dict[str, str], auth: bool = False, isolated: bool = False
+) -> EmbeddedSuite:
+    """A suite (not started) under ``home`` on free ports; ``manager_env`` adds to or overrides the test defaults.
+
+    Only ``isolated`` suites run local services as unprivileged users (the product's default): their
+    ``home`` must stay searchable by others, which pytest's private temporary root is not (every pytest
+    session makes it 0700 again), so such a suite lives in a folder of its own (``isolated_home``).
+    """
     defaults = {"FLOPS_TICK_INTERVAL_S": "0.5", "FLOPS_REPO_HOSTS": LOCAL_REPO_HOSTS}
+    if not isolated:
+        defaults["FLOPS_LOCAL_SERVICE_UID_BASE"] = "0"
     return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth)
+
+
+@contextmanager
+def isolated_home(prefix: str) -> Iterator[Path]:
+    """A fresh folder under the system's temporary dir (outside pytest's private root), removed after."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def run_cli(suite: EmbeddedSuite, *args: str) -> str:

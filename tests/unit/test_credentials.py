@@ -21,6 +21,7 @@ from flops_manager.tracking.mlflow_server import (
     settings_credentials,
     split_credentials,
 )
+from flops_manager.tracking.project_users import project_user
 from flops_suite.embedded import EmbeddedSuite, SuitePorts
 
 MQTT_PW = "mqtt-pw-0123456789abcdef"
@@ -92,11 +93,14 @@ def test_only_the_aggregator_gets_mlflow_credentials_and_only_as_secret_env() ->
         specs.observer_spec(settings, project),
         specs.learner_spec(settings, project, manifest, 0, node, 9000),
     ]
+    # The aggregator logs as its project's own MLflow user (tracking.project_users), never the manager's.
+    own = project_user(Credentials("flops", SecretStr(MLFLOW_PW)), project.id)
     assert aggregator.secret_env == {
         "FLOPS_MQTT_PASSWORD": MQTT_PW,
-        "MLFLOW_TRACKING_USERNAME": "flops",
-        "MLFLOW_TRACKING_PASSWORD": MLFLOW_PW,
+        "MLFLOW_TRACKING_USERNAME": "flops-agg-p1",
+        "MLFLOW_TRACKING_PASSWORD": own.password.get_secret_value(),
     }
+    assert own.password.get_secret_value() != MLFLOW_PW
     for spec in others:
         assert spec.secret_env == {"FLOPS_MQTT_PASSWORD": MQTT_PW}, spec.name
     for spec in [aggregator, *others]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from flops_manager.orchestrator.base import Node, ServiceHandle, ServiceRole, ServiceSpec
+from flops_manager.orchestrator.base import Node, Placement, ServiceHandle, ServiceRole, ServiceSpec
+from flops_manager.orchestrator.container_hardening import CONTAINER_UID, PIDS_LIMIT, container_options
 from flops_manager.orchestrator.docker import DockerOrchestrator
 from flops_manager.orchestrator.docker_base import (
     CA_BUNDLE_IN_CONTAINER,
@@ -27,14 +28,27 @@ def _swarm(tmp_path: Path) -> SwarmOrchestrator:
     return SwarmOrchestrator(tmp_path / "nodes", tmp_path / "services", "img", instance="i1")
 
 
-def test_a_learner_gets_its_node_data_read_only(tmp_path: Path) -> None:
+def test_a_learner_gets_only_its_projects_tags_of_its_node_read_only(tmp_path: Path) -> None:
     orchestrator = _docker(tmp_path)
     node = orchestrator.nodes()[1]
-    spec = ServiceSpec(name="learner-0", project_id="p", role=ServiceRole.LEARNER, command=["x"])
-    binds, env = orchestrator._binds(spec, node)
+    placement = Placement(capability="learner", data_tags=["digits"])
+    spec = ServiceSpec(name="learner-0", project_id="p", role=ServiceRole.LEARNER, command=["x"], placement=placement)
     assert node.name == "learner-0" and node.data_dir is not None
-    assert binds == [Bind(node.data_dir, node.data_dir, read_only=True)] and env == {}
-    assert Path(node.data_dir).is_dir()
+    (Path(node.data_dir) / "other-tag").mkdir(parents=True)
+    binds, env = orchestrator._binds(spec, node)
+    tag_dir = str(Path(node.data_dir) / "digits")
+    assert binds == [Bind(tag_dir, tag_dir, read_only=True)] and env == {}
+    assert Path(tag_dir).is_dir()
+
+
+def test_containers_but_the_builders_run_confined() -> None:
+    learner = ServiceSpec(name="learner-0", project_id="p", role=ServiceRole.LEARNER, command=["x"])
+    options = container_options(learner)
+    assert options["user"] == f"{CONTAINER_UID}:{CONTAINER_UID}" and options["cap_drop"] == ["ALL"]
+    assert options["read_only"] is True and "/tmp" in options["tmpfs"]
+    assert options["security_opt"] == ["no-new-privileges:true"] and options["pids_limit"] > 0
+    builder = learner.model_copy(update={"role": ServiceRole.BUILDER, "name": "builder"})
+    assert container_options(builder) == {"security_opt": ["no-new-privileges:true"], "pids_limit": PIDS_LIMIT}
 
 
 def test_the_builder_gets_the_engine_socket_and_the_ca_bundle(tmp_path: Path) -> None:
