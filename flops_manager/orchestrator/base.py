@@ -117,6 +117,10 @@ class Orchestrator(ABC):
     def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
         """Services this backend runs (for one project when given), to find leftovers."""
 
+    def aggregator_address(self) -> str:
+        """The address learners reach an aggregator at (it listens there): loopback on one machine."""
+        return "127.0.0.1"
+
     def data_provided(self, node: str, data_tag: str) -> None:
         """Record that ``node`` now holds data under ``data_tag``.
 

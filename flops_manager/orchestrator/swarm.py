@@ -145,6 +145,11 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
     def _manager_node_id(self) -> str:
         return str(self._client.info()["Swarm"]["NodeID"])
 
+    def aggregator_address(self) -> str:
+        """The address the Swarm manager this backend talks to advertises (aggregators run there)."""
+        address = str(self._client.info()["Swarm"].get("NodeAddr") or "")
+        return address if address and address != "0.0.0.0" else "127.0.0.1"
+
     # services
     def _secret(self, name: str, spec: ServiceSpec) -> list[SecretReference]:
         """The service's secrets as one Swarm secret (replacing one left by an earlier deployment)."""

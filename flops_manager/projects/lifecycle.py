@@ -112,10 +112,12 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
     try:
         nodes = ctx.orchestrator.place(specs.learner_placement(project), tc.learner_count)
         port = specs.free_port()
-        aggregator = specs.aggregator_spec(ctx.settings, project, manifest, port, ctx.tracking.tracking_uri)
-        ctx.deploy(project, aggregator)
+        host = ctx.orchestrator.aggregator_address()
+        tracking_uri = ctx.tracking.tracking_uri
+        ctx.deploy(project, specs.aggregator_spec(ctx.settings, project, manifest, port, tracking_uri, host))
         for index, node in enumerate(nodes):
-            ctx.deploy(project, specs.learner_spec(ctx.settings, project, manifest, index, node, port), node)
+            learner = specs.learner_spec(ctx.settings, project, manifest, index, node, port, host)
+            ctx.deploy(project, learner, node)
     except PlacementError as exc:
         ctx.fail(project, f"cannot place learners: {exc}")
         return

@@ -98,15 +98,21 @@ def observer_spec(settings: Settings, project: Project) -> ServiceSpec:
 
 
 def aggregator_spec(
-    settings: Settings, project: Project, manifest: ImageManifest, superlink_port: int, tracking_uri: str
+    settings: Settings,
+    project: Project,
+    manifest: ImageManifest,
+    superlink_port: int,
+    tracking_uri: str,
+    superlink_host: str = "127.0.0.1",
 ) -> ServiceSpec:
-    """The aggregator: Flower SuperLink plus the FLOps ServerApp."""
+    """The aggregator: Flower SuperLink (on ``superlink_host``, its node's address) plus the FLOps ServerApp."""
     job = AggregatorJob(
         project_id=project.id,
         bus=settings.bus,
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
         superlink_port=superlink_port,
+        superlink_host=superlink_host,
         training=project.sla.training_configuration,
         mlflow_tracking_uri=tracking_uri,
         mlflow_experiment=f"flops-{project.customer_id}-{project.id}",
@@ -183,9 +189,16 @@ def learner_placement(project: Project) -> Placement:
 
 
 def learner_spec(
-    settings: Settings, project: Project, manifest: ImageManifest, index: int, node: Node, superlink_port: int
+    settings: Settings,
+    project: Project,
+    manifest: ImageManifest,
+    index: int,
+    node: Node,
+    superlink_port: int,
+    superlink_host: str = "127.0.0.1",
 ) -> ServiceSpec:
-    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins."""
+    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins the
+    aggregator's SuperLink at ``superlink_host:superlink_port``."""
     tags = project.sla.training_configuration.data_tags
     data_dir = Path(node.data_dir or "") / tags[0] if len(tags) == 1 else Path(node.data_dir or "")
     job = LearnerJob(
@@ -193,7 +206,7 @@ def learner_spec(
         bus=settings.bus,
         learner_index=index,
         app_dir=manifest.app_dir,
-        superlink_address=f"127.0.0.1:{superlink_port}",
+        superlink_address=f"{superlink_host}:{superlink_port}",
         supernode_port=free_port(),
         data_dir=str(data_dir),
     )
