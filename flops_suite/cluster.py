@@ -2,18 +2,23 @@
 
 What a real multi-host swarm has, made locally so that it can be tested:
 
-* each host is a network namespace (``flc-h<i>``) with its own UTS namespace (its own hostname, which is
-  what Swarm names the node) and a private mount namespace for its engine, in which the host's own
-  ``etc-docker`` directory is bind-mounted over ``/etc/docker`` (its ``certs.d`` trusts the registry's CA);
-* hosts reach each other and the platform through a veth pair each into one Linux bridge (``flc-br``) in
-  the root namespace, which holds the platform's address: the FLOps suite (broker, MLflow, registry,
-  manager) listens there;
+* host 0 (``flc-h0``, the Swarm manager and image builder) is the root network namespace, as the platform
+  host: its address is the bridge's, 169.254.100.1, where the FLOps suite (broker, MLflow, registry,
+  manager) listens. It must be: a builder needs the Internet (PyPI), and only the root namespace has it
+  here (routing the namespaces out would need NAT, which this machine's network rule forbids);
+* every other host is a network namespace (``flc-h<i>``) joined by a veth pair to the Linux bridge
+  ``flc-br`` in the root namespace, which stands in for the LAN;
+* each engine has its own UTS namespace (its own hostname, which is what Swarm names the node) and a
+  private mount namespace, in which the host's own ``etc-docker`` directory is bind-mounted over
+  ``/etc/docker`` (its ``certs.d`` trusts the registry's CA);
 * every address is link-local (``169.254.100.0/24`` for the hosts, ``169.254.101+i.0/24`` for host i's
-  ``docker_gwbridge``, ``169.254.208.0/20`` for Swarm's pool and ``169.254.160.0/20`` for an engine's
+  ``docker_gwbridge`` (Linux name ``flc-gw<i>``: a one-node swarm's ``docker_gwbridge`` may live in the root
+  namespace too), ``169.254.208.0/20`` for Swarm's pool and ``169.254.160.0/20`` for an engine's
   default pool), outside the one-node swarm's 169.254.240.0/20 and 169.254.250.0/24;
-* one dockerd per host, ``nsenter --net=/var/run/netns/<host>`` (not ``ip netns exec``: it remounts /sys
-  and dockerd fails), without bridge, iptables or masquerading; host 0 is the Swarm manager (label
-  ``flops.image-builder``), the others join as workers (``flops.learner``, ``flops.data-dir``).
+* one dockerd per host, in a namespace host through ``nsenter --net=/var/run/netns/<host>`` (not
+  ``ip netns exec``: it remounts /sys and dockerd fails), without bridge, iptables or masquerading;
+  host 0 initialises the swarm (label ``flops.image-builder``), the others join as workers
+  (``flops.learner``, ``flops.data-dir``).
 
 Everything made is recorded in ``STATE/cluster.json`` (namespaces, links, PIDs) as soon as it exists,
 and ``stop`` removes exactly that, then compares ``ip -br addr`` with what it was before ``start``.
@@ -90,7 +95,8 @@ class ClusterHost(BaseModel):
     address: str
     state_dir: str
     link: str | None = None  # root-side veth end (the host side goes with the namespace)
-    netns: bool = False  # whether we created the namespace
+    netns: bool = False  # whether we created the namespace (host 0 lives in the root namespace)
+    gwbridge: str | None = None  # Linux name of its docker_gwbridge once created
     pid: int | None = None  # the dockerd
 
     @property
@@ -152,9 +158,9 @@ def _engine_command(host: ClusterHost) -> list[str]:
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     # sh runs in the new UTS and mount namespaces: set the hostname, mount this host's /etc/docker, exec dockerd.
     script = 'hostname "$0" && mount --bind "$1" /etc/docker && shift && exec "$@"'
+    enter = ["nsenter", f"--net=/var/run/netns/{host.name}"] if host.netns else []
     return [
-        "nsenter",
-        f"--net=/var/run/netns/{host.name}",
+        *enter,
         "unshare",
         "--uts",
         "--mount",
@@ -210,13 +216,16 @@ def install_registry_ca(host: ClusterHost, registry: str, ca_file: Path) -> None
 
 
 def _create_host(state: ClusterState, index: int) -> ClusterHost:
-    """Namespace, veth pair into the bridge, address; recorded step by step."""
+    """Namespace, veth pair into the bridge, address; recorded step by step (host 0: the root namespace)."""
     name = f"{NAME_PREFIX}{index}"
-    address = str(HOSTS_NETWORK.network_address + HOST_ADDRESS_OFFSET + index)
+    address = PLATFORM_ADDRESS if index == 0 else str(HOSTS_NETWORK.network_address + HOST_ADDRESS_OFFSET + index)
     host = ClusterHost(index=index, name=name, address=address, state_dir=str(Path(state.state_dir) / name))
     for path in (Path(host.state_dir), host.data_dir, host.etc_docker / "certs.d"):
         path.mkdir(parents=True, exist_ok=True)
     state.hosts.append(host)
+    if index == 0:
+        state.save()
+        return host
     _ip("netns", "add", name)
     host.netns = True
     state.save()
@@ -257,12 +266,14 @@ def _start_engine(state: ClusterState, host: ClusterHost, timeout_s: float = 60.
     raise RuntimeError(f"dockerd of {host.name} did not answer within {timeout_s:.0f} s")
 
 
-def _ensure_gwbridge(client: Any, index: int) -> None:
-    """This host's ``docker_gwbridge`` on its own link-local /24 (Swarm would pick a private range)."""
+def _ensure_gwbridge(state: ClusterState, client: Any, host: ClusterHost) -> None:
+    """The host's ``docker_gwbridge`` on its own link-local /24 (Swarm would pick a private range)."""
     with contextlib.suppress(docker.errors.NotFound):
         client.networks.get(GWBRIDGE)
         return
-    subnet = ipaddress.ip_network(gwbridge_subnet(index))
+    subnet = ipaddress.ip_network(gwbridge_subnet(host.index))
+    host.gwbridge = f"flc-gw{host.index}"
+    state.save()
     client.networks.create(
         GWBRIDGE,
         driver="bridge",
@@ -270,7 +281,7 @@ def _ensure_gwbridge(client: Any, index: int) -> None:
             pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))]
         ),
         options={
-            "com.docker.network.bridge.name": GWBRIDGE,
+            "com.docker.network.bridge.name": host.gwbridge,
             "com.docker.network.bridge.enable_icc": "false",
             "com.docker.network.bridge.enable_ip_masquerade": "false",
         },
@@ -296,7 +307,7 @@ def _join_worker(state: ClusterState, host: ClusterHost) -> None:
     manager = _client(state.manager)
     worker = _client(host)
     try:
-        _ensure_gwbridge(worker, host.index)
+        _ensure_gwbridge(state, worker, host)
         token = manager.swarm.attrs["JoinTokens"]["Worker"]
         worker.swarm.join(
             remote_addrs=[f"{state.manager.address}:{SWARM_PORT}"],
@@ -336,7 +347,7 @@ def start(count: int, state_dir: Path, registry: str | None = None, registry_ca:
             _start_engine(state, host)
         manager = _client(state.manager)
         try:
-            _ensure_gwbridge(manager, 0)
+            _ensure_gwbridge(state, manager, state.manager)
             manager.swarm.init(
                 advertise_addr=state.manager.address,
                 listen_addr=f"{state.manager.address}:{SWARM_PORT}",
@@ -375,8 +386,8 @@ def kill_engine(state_dir: Path, name: str) -> int:
     """
     state = ClusterState.load(state_dir.resolve())
     host = next((h for h in (state.hosts if state else []) if h.name == name), None)
-    if host is None or host.pid is None:
-        raise RuntimeError(f"no running host {name!r} recorded in {state_dir}")
+    if host is None or host.pid is None or not host.netns:
+        raise RuntimeError(f"no running worker host {name!r} recorded in {state_dir}")
     pid = host.pid
     for victim in [pid, *_descendants(pid)]:
         with contextlib.suppress(ProcessLookupError):
@@ -419,6 +430,8 @@ def _stop_engine(host: ClusterHost) -> None:
         client = _client(host)
         with contextlib.suppress(docker.errors.DockerException):
             client.swarm.leave(force=True)
+        with contextlib.suppress(docker.errors.DockerException):  # dockerd leaves bridges behind when it stops
+            client.networks.get(GWBRIDGE).remove()
         client.close()
     terminate(host.pid, grace_s=20, poll_s=0.2, group=False)
     if pid_alive(host.pid):
@@ -434,10 +447,13 @@ def stop(state_dir: Path) -> list[str]:
         return []
     for host in reversed(state.hosts):
         _stop_engine(host)
-        for victim in _processes_in_netns(host.name):  # anything left in the namespace (by its PID)
+        for victim in _processes_in_netns(host.name) if host.netns else []:  # what is left there, by PID
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
     for host in reversed(state.hosts):
+        if host.gwbridge and not host.netns and Path("/sys/class/net", host.gwbridge).exists():
+            with contextlib.suppress(RuntimeError):
+                _ip("link", "del", host.gwbridge)
         if host.link:
             with contextlib.suppress(RuntimeError):
                 _ip("link", "del", host.link)

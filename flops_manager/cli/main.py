@@ -183,7 +183,8 @@ def cmd_nodes(client: FlopsClient, args: argparse.Namespace) -> int:
     if not _out(nodes, args.json):
         for n in nodes:
             console.print(
-                f"{n['name']:<12} {','.join(n['capabilities']):<16} tags: {','.join(n['data_tags']) or '-'}",
+                f"{n['name']:<12} {n.get('state', 'ready'):<6} {','.join(n['capabilities']):<16} "
+                f"tags: {','.join(n['data_tags']) or '-'}",
                 highlight=False,
             )
     return 0

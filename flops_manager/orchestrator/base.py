@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -73,6 +73,7 @@ class ServiceStatus(BaseModel):
 
     state: ServiceState
     exit_code: int | None = None
+    lost: str | None = None  # why it stopped when it never exited by itself (e.g. "host flc-h2 is down")
 
 
 class Node(BaseModel):
@@ -82,6 +83,7 @@ class Node(BaseModel):
     capabilities: list[str]
     data_tags: list[str] = Field(default_factory=list)
     data_dir: str | None = None
+    state: Literal["ready", "down"] = "ready"  # only ready nodes get services
 
 
 class PlacementError(RuntimeError):
@@ -137,7 +139,8 @@ class Orchestrator(ABC):
         candidates = [
             n
             for n in self.nodes()
-            if (placement.capability is None or placement.capability in n.capabilities)
+            if n.state == "ready"
+            and (placement.capability is None or placement.capability in n.capabilities)
             and set(placement.data_tags) <= set(n.data_tags)
         ]
         if not candidates:

@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from docker.errors import APIError, DockerException, NotFound
 from docker.types import Mount, Resources, RestartPolicy, SecretReference, ServiceMode
@@ -85,7 +85,8 @@ def constraints(placement: Placement, node: Node | None) -> list[str]:
 
 
 def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
-    """A FLOps node from a Swarm node's attributes (labels give capabilities, tags and data dir)."""
+    """A FLOps node from a Swarm node's attributes (labels give capabilities, tags and data dir; a node
+    Swarm does not see as ready is ``down``)."""
     hostname = attrs["Description"]["Hostname"]
     labels: dict[str, str] = attrs.get("Spec", {}).get("Labels") or {}
     caps = [c for c in CAPABILITIES if labels.get(capability_label(c)) == "true"]
@@ -93,7 +94,8 @@ def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
         k.removeprefix(DATA_TAG_PREFIX) for k, v in labels.items() if k.startswith(DATA_TAG_PREFIX) and v == "true"
     )
     data_dir = labels.get(DATA_DIR_LABEL) or str(default_data_root / hostname / "data")
-    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir)
+    state: Literal["ready", "down"] = "ready" if attrs.get("Status", {}).get("State") == "ready" else "down"
+    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir, state=state)
 
 
 def update_node_labels(
@@ -125,11 +127,11 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
 
     # nodes
     def nodes(self) -> list[Node]:
-        """Ready, active Swarm nodes with their FLOps labels."""
+        """Active Swarm nodes with their FLOps labels, ready or down (only ready ones get services)."""
         result = []
         for swarm_node in self._client.nodes.list():
             attrs = swarm_node.attrs
-            if attrs.get("Spec", {}).get("Availability") != "active" or attrs.get("Status", {}).get("State") != "ready":
+            if attrs.get("Spec", {}).get("Availability") != "active":
                 continue
             result.append(node_from_swarm(attrs, self._nodes_dir))
         return sorted(result, key=lambda n: n.name)
@@ -223,7 +225,31 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         state = status.get("State", "")
         if state in _TERMINAL or (state == "pending" and status.get("Err")):
             return ServiceStatus(state=ServiceState.EXITED, exit_code=status.get("ContainerStatus", {}).get("ExitCode"))
+        down = self._down_node(task)
+        if down is not None:  # its container went with the host; Swarm keeps the task's last state
+            return ServiceStatus(state=ServiceState.EXITED, lost=f"host {down} is down")
         return ServiceStatus(state=ServiceState.RUNNING)
+
+    def _down_node(self, task: dict[str, Any]) -> str | None:
+        """The hostname of the task's node if Swarm sees that node as down (not ready), else None."""
+        if not task.get("NodeID"):
+            return None
+        try:
+            attrs = self._client.nodes.get(task["NodeID"]).attrs
+        except NotFound:
+            return "(removed node)"
+        if attrs.get("Status", {}).get("State") == "ready":
+            return None
+        return str(attrs.get("Description", {}).get("Hostname", task["NodeID"]))
+
+    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
+        """The service's output; for a task on a down host only what was saved (its engine cannot answer)."""
+        service = self._engine_object(handle)
+        task = _latest_task(service) if service is not None else None
+        down = self._down_node(task) if task is not None else None
+        if down is not None:
+            return self._saved_logs(handle, tail) + f"\nswarm: host {down} is down; its output is lost with it"
+        return super().logs(handle, tail)
 
     def _engine_note(self, found: Any) -> str:
         """Swarm's word on the service's task if it failed."""

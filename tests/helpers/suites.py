@@ -19,10 +19,13 @@ def free_suite_ports() -> SuitePorts:
     return SuitePorts(broker=broker, store=store, mlflow=mlflow, git=git, api=api)
 
 
-def make_test_suite(home: Path, manager_env: dict[str, str], auth: bool = False) -> EmbeddedSuite:
-    """A suite (not started) under ``home`` on free ports; ``manager_env`` adds to or overrides the test defaults."""
+def make_test_suite(
+    home: Path, manager_env: dict[str, str], auth: bool | None = False, host: str = "127.0.0.1"
+) -> EmbeddedSuite:
+    """A suite (not started) under ``home`` on free ports of ``host``; ``manager_env`` adds to or overrides the
+    test defaults; ``auth=None``: the suite's default (on beyond loopback)."""
     defaults = {"FLOPS_TICK_INTERVAL_S": "0.5", "FLOPS_REPO_HOSTS": LOCAL_REPO_HOSTS}
-    return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth)
+    return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth, host=host)
 
 
 def run_cli(suite: EmbeddedSuite, *args: str) -> str:

@@ -13,8 +13,8 @@ from flops_manager.orchestrator.base import Node, Placement
 from flops_manager.orchestrator.swarm import constraints, node_from_swarm
 
 
-def _attrs(hostname: str, labels: dict[str, str]) -> dict[str, object]:
-    return {"Description": {"Hostname": hostname}, "Spec": {"Labels": labels}}
+def _attrs(hostname: str, labels: dict[str, str], state: str = "ready") -> dict[str, object]:
+    return {"Description": {"Hostname": hostname}, "Spec": {"Labels": labels}, "Status": {"State": state}}
 
 
 def test_labels_give_capabilities_tags_and_data_dir(tmp_path: Path) -> None:
@@ -36,6 +36,12 @@ def test_labels_give_capabilities_tags_and_data_dir(tmp_path: Path) -> None:
     )
     labelled = node_from_swarm(_attrs("edge-2", {"flops.data-dir": "/srv/flops"}), tmp_path)
     assert labelled.data_dir == "/srv/flops" and labelled.capabilities == []
+
+
+def test_a_node_swarm_does_not_see_as_ready_is_down_and_gets_nothing(tmp_path: Path) -> None:
+    down = node_from_swarm(_attrs("edge-3", {"flops.learner": "true"}, state="down"), tmp_path)
+    assert down.state == "down" and down.capabilities == ["learner"]
+    assert node_from_swarm(_attrs("edge-4", {}, state="unknown"), tmp_path).state == "down"
 
 
 def test_placement_becomes_label_constraints_pinned_to_the_chosen_node() -> None:
