@@ -215,6 +215,18 @@ def install_registry_ca(host: ClusterHost, registry: str, ca_file: Path) -> None
     shutil.copyfile(ca_file, target / "ca.crt")
 
 
+def trust_registry(state_dir: Path, registry: str, ca_file: Path) -> list[str]:
+    """Install a registry's CA on every host's engine (read at each pull) and for hosts added later."""
+    state = ClusterState.load(state_dir.resolve())
+    if state is None:
+        raise RuntimeError(f"no cluster recorded in {state_dir}")
+    state.registry, state.registry_ca = registry, str(ca_file.resolve())
+    state.save()
+    for host in state.hosts:
+        install_registry_ca(host, registry, ca_file)
+    return [h.name for h in state.hosts]
+
+
 def _create_host(state: ClusterState, index: int) -> ClusterHost:
     """Namespace, veth pair into the bridge, address; recorded step by step (host 0: the root namespace)."""
     name = f"{NAME_PREFIX}{index}"
@@ -479,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     begin.add_argument("--registry", default=None, help="host:port of the registry the engines trust")
     begin.add_argument("--registry-ca", type=Path, default=None, help="its CA certificate (PEM)")
     commands.add_parser("add", help="one more worker host")
+    trust = commands.add_parser("trust", help="every engine trusts a registry's CA (certs.d), hosts added later too")
+    trust.add_argument("registry", help="host:port")
+    trust.add_argument("ca", type=Path, help="its CA certificate (PEM)")
     kill = commands.add_parser("kill-engine", help="SIGKILL a host's engine and its containers")
     kill.add_argument("host")
     commands.add_parser("stop", help="remove everything start made")
@@ -495,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "add":
         host = add_host(state_dir)
         print(f"{host.name} {host.address} joined in {time.monotonic() - started:.1f} s")
+    elif args.command == "trust":
+        trusted = trust_registry(state_dir, args.registry, args.ca)
+        print(f"{len(trusted)} engines trust {args.registry}: {', '.join(trusted)}")
     elif args.command == "kill-engine":
         print(f"killed dockerd pid {kill_engine(state_dir, args.host)} of {args.host}")
     elif args.command == "stop":

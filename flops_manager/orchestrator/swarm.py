@@ -166,6 +166,19 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         with contextlib.suppress(NotFound):
             self._client.secrets.get(name).remove()
 
+    def _pinned(self, image: str) -> str:
+        """``image@sha256:…`` as its registry has it now (what ``docker service create`` does), for images
+        of a registry: a node that already holds that digest starts the task without pulling again."""
+        host = image.split("/", 1)[0] if "/" in image else ""
+        if "@" in image or not (("." in host or ":" in host) or host == "localhost"):
+            return image  # already pinned, or a local image no registry has (the builder's)
+        try:
+            digest = self._client.images.get_registry_data(image).id
+        except DockerException as exc:
+            log.warning("cannot resolve %s to a digest (nodes will pull it by tag): %s", image, exc)
+            return image
+        return f"{image}@{digest}"
+
     def _remove_stale(self, name: str) -> None:
         """A service of the same name left by an earlier deployment (e.g. a manager restart) is removed."""
         with contextlib.suppress(NotFound):
@@ -177,7 +190,7 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         if node is None and not platform_role:
             node = self.place(spec.placement)[0]
         name = self.engine_name(spec.project_id, spec.name)
-        image = spec.image or self._service_image
+        image = self._pinned(spec.image or self._service_image)
         binds, mount_env = self._binds(spec, node)
         mounts = [Mount(b.target, b.source, type="bind", read_only=b.read_only) for b in binds]
         placement = constraints(spec.placement, node)

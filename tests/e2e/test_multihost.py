@@ -31,6 +31,7 @@ from flops_suite.embedded import EmbeddedSuite
 from flops_suite.tls import server_certificate
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
 from tests.e2e.containers import DockerEngine, free_ports, run_script
+from tests.helpers.parquet_digits import write_digits_parquet
 from tests.helpers.suites import make_test_suite, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.multihost]
@@ -154,6 +155,12 @@ def test_cluster_nodes_labels_and_data_per_host(three_hosts: Cluster) -> None:
     assert parts[LEARNER_1][0].read_bytes() != parts[LEARNER_2][0].read_bytes()
     listed = run_cli(setup.suite, "nodes")
     assert LEARNER_1 in listed and LEARNER_2 in listed and "digits" in listed
+    # `flops data add` writes to the chosen host's directory only.
+    upload = Path(setup.state.state_dir) / "upload" / "part-1.parquet"
+    write_digits_parquet(upload, slice(0, 50))
+    added = setup.admin.add_data(LEARNER_1, "uploaded", upload)
+    assert Path(added["path"]).parent == _host(setup, LEARNER_1).data_dir / "uploaded"
+    assert [h for h in setup.state.hosts if (h.data_dir / "uploaded").exists()] == [_host(setup, LEARNER_1)]
 
 
 @pytest.mark.timeout(900)
@@ -180,7 +187,8 @@ def test_digits_runs_across_three_hosts_with_data_where_it_lives(three_hosts: Cl
         mounts = services[name].attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Mounts", [])
         assert [(m["Source"], m.get("ReadOnly")) for m in mounts] == [(data_dir, True)], mounts
         job = next(e for e in services[name].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] if "FLOPS_JOB" in e)
-        assert data_dir in job and f"{_host(setup, MANAGER).address}:" in job  # its data; the aggregator's host
+        assert data_dir in job  # its host's data, and the aggregator's host's address for its SuperLink:
+        assert f'"superlink_address":"{_host(setup, MANAGER).address}:' in job
     assert learner_hosts == {LEARNER_1, LEARNER_2}
     (aggregator_host,) = {_node_name(setup, t["NodeID"]) for t in services["aggregator"].tasks()}
     assert aggregator_host == MANAGER
@@ -210,7 +218,12 @@ def test_digits_runs_across_three_hosts_with_data_where_it_lives(three_hosts: Cl
         pulled = _pulls(setup.engines[name], since)
         assert any(setup.registry in image and "learner" in image for image in pulled), (name, pulled)
     _assert_nothing_left(setup, project_id)
-    print(f"\n[multihost] cluster start {setup.started_in_s:.1f} s; digits 2 rounds on 3 hosts {elapsed:.1f} s")
+    stages = ", ".join(
+        f"{s['stage']}: {s['ended_at'] - s['started_at']:.1f} s" for s in project["stages"] if s["ended_at"]
+    )
+    print(
+        f"\n[multihost] cluster start {setup.started_in_s:.1f} s; digits 2 rounds on 3 hosts {elapsed:.1f} s ({stages})"
+    )
 
 
 def _assert_nothing_left(setup: Cluster, project_id: str) -> None:
@@ -263,6 +276,22 @@ def test_late_host_gets_a_learner_and_known_hosts_do_not_pull_again(three_hosts:
     for name in (LEARNER_1, LEARNER_2):  # the others had the image from the first project
         assert not [i for i in _pulls(setup.engines[name], since) if "learner" in i], name
     _assert_nothing_left(setup, project["id"])
+    print(f"\n[multihost] image pull on {late.name}: " + _timed_pulls(setup.engines[late.name], "/flops/learner"))
+
+
+def _timed_pulls(client: Any, repository: str) -> str:
+    """Seconds to pull a cached image again (a manifest check), then, removed, from the registry (first pull)."""
+    (image,) = [i for i in client.images.list() if any(repository in t for t in i.tags)]
+    tag = next(t for t in image.tags if repository in t)
+    started = time.monotonic()
+    client.images.pull(tag)
+    cached_s = time.monotonic() - started
+    client.images.remove(tag, force=True)
+    started = time.monotonic()
+    client.images.pull(tag)
+    first_s = time.monotonic() - started
+    size_mb = client.images.get(tag).attrs["Size"] / 2**20
+    return f"first {first_s:.2f} s ({size_mb:.0f} MB), cached {cached_s:.2f} s"
 
 
 def _kill_mid_training(setup: Cluster, sla: dict[str, Any], victim: str) -> tuple[dict[str, Any], float]:
