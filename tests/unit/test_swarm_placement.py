@@ -66,3 +66,15 @@ def test_secret_env_file_is_loaded_into_the_environment(tmp_path: Path, monkeypa
     secret.write_text("[1]")
     with pytest.raises(ValueError, match="JSON object"):
         load_secret_env()
+
+
+def test_placement_skips_nodes_that_are_down() -> None:
+    from flops_manager.orchestrator.base import PlacementError
+    from tests.unit.engine_fakes import FakeOrchestrator
+
+    orchestrator = FakeOrchestrator([["digits"], ["digits"]])
+    orchestrator._nodes[-1] = orchestrator._nodes[-1].model_copy(update={"state": "down"})
+    placement = Placement(capability="learner", data_tags=["digits"], exclusive=True)
+    assert [n.name for n in orchestrator.place(placement, 1)] == ["learner-0"]
+    with pytest.raises(PlacementError, match="only 1 have them"):
+        orchestrator.place(placement, 2)
