@@ -118,16 +118,18 @@ def run(job: AggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     """Start the SuperLink, run the app, report; return the exit code."""
     flwr_home = workdir / "flwr-home"
     child_env = actor_env(job, flwr_home)
-    control = ControlClient(f"127.0.0.1:{job.superlink_port}")
+    control = ControlClient(f"{job.superlink_host}:{job.superlink_port}")
     superlink: subprocess.Popen[bytes] | None = None
     superlink_log: processes.LogTail | None = None
     runner: subprocess.Popen[bytes] | None = None
     run_id: int | None = None
     try:
         if WARM_SERVERAPP:  # first, so that it imports while the SuperLink starts
-            runner, _ = start_serverapp_runner(job.superlink_port, job.app_dir, job.flavor.value, child_env, workdir)
+            runner, _ = start_serverapp_runner(
+                job.superlink_port, job.app_dir, job.flavor.value, child_env, workdir, host=job.superlink_host
+            )
         superlink, superlink_log = start_superlink(
-            job.superlink_port, child_env, workdir, warm_serverapp=WARM_SERVERAPP
+            job.superlink_port, child_env, workdir, host=job.superlink_host, warm_serverapp=WARM_SERVERAPP
         )
         overrides = workdir / "run-config.toml"
         values = run_config.for_job(job, connect_timeout_s(job))

@@ -50,6 +50,8 @@ class AggregatorJob(ServiceJob):
     flavor: ModelFlavor
     app_dir: str
     superlink_port: int
+    # The address the SuperLink listens on: where learners on other hosts reach the aggregator's node.
+    superlink_host: str = "127.0.0.1"
     training: TrainingConfiguration  # the SLA's, as submitted: rounds, client counts, strategy, timeouts
     mlflow_tracking_uri: str
     mlflow_experiment: str

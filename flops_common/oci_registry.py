@@ -6,7 +6,9 @@ say. The labels are read from the image of the key's platform when a tag is a mu
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from typing import Any
 
 import httpx
@@ -24,6 +26,20 @@ _ACCEPT = {"Accept": ", ".join(MANIFEST_TYPES)}
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
+# A registry beyond loopback serves TLS; a private CA's certificate (PEM) may be named here.
+REGISTRY_CA_ENV = "FLOPS_REGISTRY_CA"
+
+
+def registry_verify(ca_file: str | None) -> ssl.SSLContext | bool:
+    """What httpx verifies the registry with: ``ca_file`` (else ``$FLOPS_REGISTRY_CA``) added to the default roots."""
+    path = ca_file or os.environ.get(REGISTRY_CA_ENV)
+    if not path:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=path)
+    return context
+
+
 class RegistryUnavailable(RuntimeError):
     """The registry did not answer as the distribution API says."""
 
@@ -38,10 +54,13 @@ class DistributionClient:
         auth: tuple[str, str] | None = None,
         page_size: int = 100,
         transport: httpx.BaseTransport | None = None,
+        ca_file: str | None = None,
     ) -> None:
         scheme = "http" if address.startswith(("127.", "localhost")) else "https"
         self.base = address if "://" in address else f"{scheme}://{address}"
-        self._http = httpx.Client(base_url=self.base, timeout=timeout_s, auth=auth, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base, timeout=timeout_s, auth=auth, transport=transport, verify=registry_verify(ca_file)
+        )
         self._page_size = page_size
 
     def close(self) -> None:

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # orchestrator "docker" or "swarm" / registry "oci" (deploy/start-docker.sh starts an engine and a registry;
     # deploy/start-swarm.sh makes it a one-node swarm)
     oci_registry: str = Field(default="127.0.0.1:5000", description="host:port of the OCI registry (registry oci)")
+    oci_registry_ca: str | None = Field(
+        default=None,
+        description="CA certificate (PEM) of a TLS registry beyond loopback; builders get it too (engines: certs.d)",
+    )
     docker_host: str | None = Field(default=None, description="Docker engine URL (default: DOCKER_HOST)")
     base_image: str = Field(default=DEFAULT_BASE_IMAGE, description="Base of FL-actor images (oci builds)")
     docker_service_image: str = Field(

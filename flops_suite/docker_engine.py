@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -189,11 +190,18 @@ class DockerEngine(ProcessService):
 
 
 class RegistryServer(ProcessService):
-    """``docker-registry serve CONFIG`` on 127.0.0.1:PORT with deletes enabled."""
+    """``docker-registry serve CONFIG`` on HOST:PORT (127.0.0.1 by default) with deletes enabled.
 
-    def __init__(self, state_dir: Path | None = None, port: int = 5000) -> None:
+    Beyond loopback it serves TLS with a certificate from the suite's CA (``flops_suite.tls``).
+    """
+
+    def __init__(
+        self, state_dir: Path | None = None, port: int = 5000, host: str = "127.0.0.1", tls: bool | None = None
+    ) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.port = port
+        self.host = host
+        self.tls = (not host.startswith("127.")) if tls is None else tls
         self.config = self.state_dir / "registry.yml"
         self.storage = self.state_dir / "registry-data"
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -202,10 +210,21 @@ class RegistryServer(ProcessService):
     @property
     def address(self) -> str:
         """``host:port`` of the registry (what image references start with)."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients trust the registry with (TLS only)."""
+        return self.state_dir / "tls" / "ca.crt" if self.tls else None
 
     def config_text(self) -> str:
         """The registry's configuration (distribution 2.x format)."""
+        tls = ""
+        if self.tls:
+            from flops_suite.tls import server_certificate
+
+            cert = server_certificate(self.state_dir / "tls", "registry", self.host)
+            tls = f"  tls:\n    certificate: {cert.certificate}\n    key: {cert.key}\n"
         return (
             "version: 0.1\n"
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
@@ -214,14 +233,18 @@ class RegistryServer(ProcessService):
             "  delete:\n    enabled: true\n"
             "  cache:\n    blobdescriptor: inmemory\n"
             "http:\n"
-            f"  addr: 127.0.0.1:{self.port}\n"
+            f"  addr: {self.address}\n"
+            f"{tls}"
             "  headers:\n    X-Content-Type-Options: [nosniff]\n"
         )
 
     def ping(self) -> bool:
         """Whether the registry answers the distribution API."""
         try:
-            return httpx.get(f"http://{self.address}/v2/", timeout=1).status_code == 200
+            if not self.tls:
+                return httpx.get(f"http://{self.address}/v2/", timeout=1).status_code == 200
+            verify = ssl.create_default_context(cafile=str(self.ca_file))
+            return httpx.get(f"https://{self.address}/v2/", timeout=1, verify=verify).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -384,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $FLOPS_HOME/docker")
     parser.add_argument("--registry-port", type=int, default=int(os.environ.get("FLOPS_REGISTRY_PORT", "5000")))
+    parser.add_argument(
+        "--registry-host",
+        default=os.environ.get("FLOPS_REGISTRY_HOST", "127.0.0.1"),
+        help="address the registry listens on; beyond loopback it serves TLS (CA in STATE/tls/ca.crt)",
+    )
     parser.add_argument("--kind", choices=sorted(BASE_KINDS), default="actor", help="base-image: which base")
     parser.add_argument("--image", default=None, help="base-image/build-image: the image name")
     parser.add_argument("--force", action="store_true", help="base-image: make it even if it is up to date")
@@ -394,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(os.environ["FLOPS_DOCKER_STATE"]) if os.environ.get("FLOPS_DOCKER_STATE") else None
     )
     engine = DockerEngine(state_dir)
-    registry = RegistryServer(state_dir, args.registry_port)
+    registry = RegistryServer(state_dir, args.registry_port, args.registry_host)
     host = args.docker_host or (engine.host if engine.pid else None) or os.environ.get("DOCKER_HOST") or engine.host
     started = time.monotonic()
     if args.action == "start":

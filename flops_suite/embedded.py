@@ -36,7 +36,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class SuitePorts(BaseModel):
-    """Where each suite service listens on 127.0.0.1."""
+    """The port of each suite service (on the suite's host address)."""
 
     broker: int = 1883
     store: int = 27018
@@ -47,6 +47,12 @@ class SuitePorts(BaseModel):
 
 SUITE_USER = "flops"
 AUTH_ENV = "FLOPS_SUITE_AUTH"
+HOST_ENV = "FLOPS_SUITE_HOST"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (only this machine can reach it)."""
+    return host == "localhost" or host.startswith("127.")
 
 
 class SuiteCredentials(BaseModel):
@@ -95,13 +101,13 @@ def _bin(name: str) -> str:
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-def mlflow_server_command(port: int, database: Path, artifacts: Path) -> list[str]:
-    """``mlflow server`` on 127.0.0.1:``port`` with one worker, a SQLite store and proxied artifacts."""
+def mlflow_server_command(port: int, database: Path, artifacts: Path, host: str = "127.0.0.1") -> list[str]:
+    """``mlflow server`` on ``host:port`` with one worker, a SQLite store and proxied artifacts."""
     return [
         _bin("mlflow"),
         "server",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--workers",
@@ -110,6 +116,8 @@ def mlflow_server_command(port: int, database: Path, artifacts: Path) -> list[st
         f"sqlite:///{database}",
         "--artifacts-destination",
         str(artifacts),
+        # MLflow answers only requests naming a loopback or RFC 1918 host unless told which others.
+        *([] if is_loopback(host) else ["--allowed-hosts", f"{host},{host}:{port},localhost:*,127.0.0.1:*"]),
     ]
 
 
@@ -122,12 +130,16 @@ class EmbeddedSuite:
         ports: SuitePorts | None = None,
         manager_env: dict[str, str] | None = None,
         auth: bool | None = None,
+        host: str | None = None,
     ) -> None:
         self.home = home.resolve()
         self.ports = ports or SuitePorts()
         self._manager_env = manager_env or {}
         self.run_dir = self.home / "suite"
-        # Security by default: per-project broker and MLflow users need the suite's own logins.
+        # Broker, MLflow, git server and manager listen here; the store stays on loopback (only the manager uses it).
+        self.host = host or os.environ.get(HOST_ENV) or "127.0.0.1"
+        # Security by default: per-project broker and MLflow users need the suite's own logins (and beyond
+        # loopback other hosts reach the broker and MLflow).
         self.auth = _env_flag(AUTH_ENV, default=True) if auth is None else auth
 
     @property
@@ -167,16 +179,16 @@ class EmbeddedSuite:
     @property
     def api_url(self) -> str:
         """The manager's base URL."""
-        return f"http://127.0.0.1:{self.ports.api}"
+        return f"http://{self.host}:{self.ports.api}"
 
     @property
     def mlflow_url(self) -> str:
         """The MLflow server's URL."""
-        return f"http://127.0.0.1:{self.ports.mlflow}"
+        return f"http://{self.host}:{self.ports.mlflow}"
 
     def git_url(self, example: str) -> str:
         """The git:// URL of a served example repo."""
-        return f"git://127.0.0.1:{self.ports.git}/{example}"
+        return f"git://{self.host}:{self.ports.git}/{example}"
 
     def admin_token(self) -> str:
         """The admin token, created on first use."""
@@ -192,7 +204,9 @@ class EmbeddedSuite:
         """The manager's settings as environment variables (secrets only in its environment)."""
         return {
             "FLOPS_HOME": str(self.home),
+            "FLOPS_API_HOST": self.host,
             "FLOPS_API_PORT": str(self.ports.api),
+            "FLOPS_MQTT_HOST": self.host,
             "FLOPS_MQTT_PORT": str(self.ports.broker),
             "FLOPS_MONGO_URI": f"mongodb://127.0.0.1:{self.ports.store}",
             "FLOPS_MLFLOW_TRACKING_URI": self.mlflow_url,
@@ -255,7 +269,7 @@ class EmbeddedSuite:
                 "mlflow",
                 self.run_dir,
                 [
-                    *mlflow_server_command(self.ports.mlflow, data / "mlflow.db", data / "mlflow-artifacts"),
+                    *mlflow_server_command(self.ports.mlflow, data / "mlflow.db", data / "mlflow-artifacts", self.host),
                     *mlflow_args,
                 ],
                 env={**MLFLOW_SERVER_ENV, **mlflow_env},
@@ -268,7 +282,7 @@ class EmbeddedSuite:
                     "daemon",
                     "--reuseaddr",
                     "--export-all",
-                    "--listen=127.0.0.1",
+                    f"--listen={self.host}",
                     f"--port={self.ports.git}",
                     f"--base-path={self.home / 'example-repos'}",
                     str(self.home / "example-repos"),
@@ -296,7 +310,7 @@ class EmbeddedSuite:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "mosquitto.conf").write_text(
-            f"listener {self.ports.broker} 127.0.0.1\n{self._broker_auth_conf()}"
+            f"listener {self.ports.broker} {self.host}\n{self._broker_auth_conf()}"
             # Durable sessions and queued QoS 1 events survive a broker restart.
             f"persistence true\npersistence_location {self.home / 'data'}/\nautosave_interval 5\n"
             "max_queued_messages 10000\n"
@@ -367,9 +381,9 @@ class EmbeddedSuite:
             self.start_manager()
             return
         ready = {
-            "broker": lambda: port_open(self.ports.broker),
+            "broker": lambda: port_open(self.ports.broker, self.host),
             "store": lambda: port_open(self.ports.store),
-            "git": lambda: port_open(self.ports.git),
+            "git": lambda: port_open(self.ports.git, self.host),
             "mlflow": lambda: self._http_ok(f"{self.mlflow_url}/health"),
         }[name]
         self._processes()[name].start(ready, 300)

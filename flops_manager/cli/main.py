@@ -181,7 +181,8 @@ def cmd_nodes(client: FlopsClient, args: argparse.Namespace) -> int:
     if not _out(nodes, args.json):
         for n in nodes:
             console.print(
-                f"{n['name']:<12} {n.get('cluster', '-'):<11} {','.join(n['capabilities']):<16} "
+                f"{n['name']:<12} {n.get('state', 'ready'):<6} {n.get('cluster', '-'):<11} "
+                f"{','.join(n['capabilities']):<16} "
                 f"tags: {','.join(n['data_tags']) or '-'}",
                 highlight=False,
             )

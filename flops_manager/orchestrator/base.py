@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -78,6 +78,7 @@ class ServiceStatus(BaseModel):
 
     state: ServiceState
     exit_code: int | None = None
+    lost: str | None = None  # why it stopped when it never exited by itself (e.g. "host flc-h2 is down")
 
 
 class Node(BaseModel):
@@ -88,6 +89,7 @@ class Node(BaseModel):
     data_tags: list[str] = Field(default_factory=list)
     data_dir: str | None = None
     cluster: str = Field(default=DEFAULT_CLUSTER, description="The node group it belongs to (hierarchical mode)")
+    state: Literal["ready", "down"] = "ready"  # only ready nodes get services
 
 
 class PlacementError(RuntimeError):
@@ -123,6 +125,10 @@ class Orchestrator(ABC):
     def list_services(self, project_id: str | None = None) -> list[ServiceHandle]:
         """Services this backend runs (for one project when given), to find leftovers."""
 
+    def aggregator_address(self) -> str:
+        """The address learners reach an aggregator at (it listens there): loopback on one machine."""
+        return "127.0.0.1"
+
     def data_provided(self, node: str, data_tag: str) -> None:
         """Record that ``node`` now holds data under ``data_tag``.
 
@@ -139,7 +145,8 @@ class Orchestrator(ABC):
         candidates = [
             n
             for n in self.nodes()
-            if placement.cluster in (None, n.cluster)
+            if n.state == "ready"
+            and placement.cluster in (None, n.cluster)
             and (placement.capability is None or placement.capability in n.capabilities)
             and set(placement.data_tags) <= set(n.data_tags)
         ]

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import docker
 from docker.errors import APIError, NotFound
 
+from flops_common.oci_registry import REGISTRY_CA_ENV
 from flops_manager.orchestrator.base import Node, Orchestrator, ServiceHandle, ServiceRole, ServiceSpec
 
 LABEL_MANAGED, LABEL_INSTANCE, LABEL_PROJECT, LABEL_SERVICE, LABEL_ROLE, LABEL_NODE = (
@@ -23,6 +24,7 @@ LABEL_MANAGED, LABEL_INSTANCE, LABEL_PROJECT, LABEL_SERVICE, LABEL_ROLE, LABEL_N
 )
 DOCKER_SOCKET_IN_CONTAINER = "/var/run/docker.sock"
 CA_BUNDLE_IN_CONTAINER = "/etc/flops/ca-bundle.crt"
+REGISTRY_CA_IN_CONTAINER = "/etc/flops/registry-ca.crt"
 CLIENT_TIMEOUT_S = 120
 
 
@@ -63,6 +65,7 @@ class DockerBackedOrchestrator(Orchestrator):
         docker_host: str | None = None,
         ca_bundle: str | None = None,
         instance: str | None = None,
+        registry_ca: str | None = None,
     ) -> None:
         self._nodes_dir = nodes_dir
         self._services_dir = services_dir
@@ -70,6 +73,7 @@ class DockerBackedOrchestrator(Orchestrator):
         self._docker_host = docker_host
         self._ca_bundle = ca_bundle if ca_bundle and Path(ca_bundle).is_file() else None
         self._instance = instance or instance_id(nodes_dir.parent)
+        self._registry_ca = registry_ca if registry_ca and Path(registry_ca).is_file() else None
         self._client_: Any = None
 
     @property
@@ -137,6 +141,9 @@ class DockerBackedOrchestrator(Orchestrator):
             if self._ca_bundle is not None:
                 binds.append(Bind(self._ca_bundle, CA_BUNDLE_IN_CONTAINER, read_only=True))
                 env["FLOPS_BUILD_CA_BUNDLE"] = CA_BUNDLE_IN_CONTAINER
+            if self._registry_ca is not None:  # the builder reads the registry over TLS
+                binds.append(Bind(self._registry_ca, REGISTRY_CA_IN_CONTAINER, read_only=True))
+                env[REGISTRY_CA_ENV] = REGISTRY_CA_IN_CONTAINER
         return binds, env
 
     def _deployed(self, spec: ServiceSpec, node: str, info: dict[str, Any], record: str) -> ServiceHandle:

@@ -34,6 +34,7 @@ def _engine_options(settings: Settings) -> dict[str, Any]:
         "service_image": settings.docker_service_image,
         "docker_host": settings.docker_host,
         "ca_bundle": settings.docker_ca_bundle,
+        "registry_ca": settings.oci_registry_ca,
         "instance": instance_id(settings.home_dir),
     }
 

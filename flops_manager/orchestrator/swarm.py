@@ -30,7 +30,7 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from docker.errors import APIError, DockerException, NotFound
 from docker.types import Mount, Resources, RestartPolicy, SecretReference, ServiceMode
@@ -93,7 +93,8 @@ def constraints(placement: Placement, node: Node | None) -> list[str]:
 
 
 def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
-    """A FLOps node from a Swarm node's attributes (labels give capabilities, tags and data dir)."""
+    """A FLOps node from a Swarm node's attributes (labels give capabilities, tags and data dir; a node
+    Swarm does not see as ready is ``down``)."""
     hostname = attrs["Description"]["Hostname"]
     labels: dict[str, str] = attrs.get("Spec", {}).get("Labels") or {}
     caps = [c for c in CAPABILITIES if labels.get(capability_label(c)) == "true"]
@@ -102,7 +103,8 @@ def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
     )
     data_dir = labels.get(DATA_DIR_LABEL) or str(default_data_root / hostname / "data")
     cluster = labels.get(CLUSTER_LABEL) or DEFAULT_CLUSTER
-    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir, cluster=cluster)
+    state: Literal["ready", "down"] = "ready" if attrs.get("Status", {}).get("State") == "ready" else "down"
+    return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir, cluster=cluster, state=state)
 
 
 def update_node_labels(
@@ -134,11 +136,11 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
 
     # nodes
     def nodes(self) -> list[Node]:
-        """Ready, active Swarm nodes with their FLOps labels."""
+        """Active Swarm nodes with their FLOps labels, ready or down (only ready ones get services)."""
         result = []
         for swarm_node in self._client.nodes.list():
             attrs = swarm_node.attrs
-            if attrs.get("Spec", {}).get("Availability") != "active" or attrs.get("Status", {}).get("State") != "ready":
+            if attrs.get("Spec", {}).get("Availability") != "active":
                 continue
             result.append(node_from_swarm(attrs, self._nodes_dir))
         return sorted(result, key=lambda n: n.name)
@@ -153,6 +155,11 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
 
     def _manager_node_id(self) -> str:
         return str(self._client.info()["Swarm"]["NodeID"])
+
+    def aggregator_address(self) -> str:
+        """The address the Swarm manager this backend talks to advertises (aggregators run there)."""
+        address = str(self._client.info()["Swarm"].get("NodeAddr") or "")
+        return address if address and address != "0.0.0.0" else "127.0.0.1"
 
     # services
     def _secret(self, name: str, spec: ServiceSpec) -> list[SecretReference]:
@@ -169,6 +176,19 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         with contextlib.suppress(NotFound):
             self._client.secrets.get(name).remove()
 
+    def _pinned(self, image: str) -> str:
+        """``image@sha256:…`` as its registry has it now (what ``docker service create`` does), for images
+        of a registry: a node that already holds that digest starts the task without pulling again."""
+        host = image.split("/", 1)[0] if "/" in image else ""
+        if "@" in image or not (("." in host or ":" in host) or host == "localhost"):
+            return image  # already pinned, or a local image no registry has (the builder's)
+        try:
+            digest = self._client.images.get_registry_data(image).id
+        except DockerException as exc:
+            log.warning("cannot resolve %s to a digest (nodes will pull it by tag): %s", image, exc)
+            return image
+        return f"{image}@{digest}"
+
     def _remove_stale(self, name: str) -> None:
         """A service of the same name left by an earlier deployment (e.g. a manager restart) is removed."""
         with contextlib.suppress(NotFound):
@@ -180,7 +200,7 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         if node is None and not platform_role:
             node = self.place(spec.placement)[0]
         name = self.engine_name(spec.project_id, spec.name)
-        image = spec.image or self._service_image
+        image = self._pinned(spec.image or self._service_image)
         binds, mount_env = self._binds(spec, node)
         mounts = [Mount(b.target, b.source, type="bind", read_only=b.read_only) for b in binds]
         confined = unprivileged(spec)
@@ -235,7 +255,31 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         state = status.get("State", "")
         if state in _TERMINAL or (state == "pending" and status.get("Err")):
             return ServiceStatus(state=ServiceState.EXITED, exit_code=status.get("ContainerStatus", {}).get("ExitCode"))
+        down = self._down_node(task)
+        if down is not None:  # its container went with the host; Swarm keeps the task's last state
+            return ServiceStatus(state=ServiceState.EXITED, lost=f"host {down} is down")
         return ServiceStatus(state=ServiceState.RUNNING)
+
+    def _down_node(self, task: dict[str, Any]) -> str | None:
+        """The hostname of the task's node if Swarm sees that node as down (not ready), else None."""
+        if not task.get("NodeID"):
+            return None
+        try:
+            attrs = self._client.nodes.get(task["NodeID"]).attrs
+        except NotFound:
+            return "(removed node)"
+        if attrs.get("Status", {}).get("State") == "ready":
+            return None
+        return str(attrs.get("Description", {}).get("Hostname", task["NodeID"]))
+
+    def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
+        """The service's output; for a task on a down host only what was saved (its engine cannot answer)."""
+        service = self._engine_object(handle)
+        task = _latest_task(service) if service is not None else None
+        down = self._down_node(task) if task is not None else None
+        if down is not None:
+            return self._saved_logs(handle, tail) + f"\nswarm: host {down} is down; its output is lost with it"
+        return super().logs(handle, tail)
 
     def _engine_note(self, found: Any) -> str:
         """Swarm's word on the service's task if it failed."""

@@ -62,25 +62,23 @@ def check_services(ctx: EngineContext, project: Project, now: float) -> None:
             if project.id not in ctx.active:
                 return
             continue
+        ended = f"lost: {status.lost}" if status.lost else f"exited (code {status.exit_code})"
         if handle.role is ServiceRole.LEARNER:
             ctx.undeploy_service(project, name)
             needed = project.sla.training_configuration.min_fit_clients
             alive = sum(1 for h in project.services.values() if h.role is ServiceRole.LEARNER)
-            ctx.emit(project, EventKind.LOG, f"{name} on {handle.node} exited (code {status.exit_code})")
+            ctx.emit(project, EventKind.LOG, f"{name} on {handle.node} {ended}")
             if alive < needed:
                 ctx.fail(
                     project,
-                    f"{name} exited (code {status.exit_code}); {alive} learner(s) left, "
+                    f"{name} on {handle.node} {ended}; {alive} learner(s) left, "
                     f"{needed} needed: {log_tail(ctx, handle)}",
                 )
                 return
             ctx.save(project)
             continue
-        ctx.fail(
-            project,
-            f"{name} on {handle.node} stopped (exit code {status.exit_code}) without "
-            f"reporting: {log_tail(ctx, handle)}",
-        )
+        stopped = f"was lost ({status.lost})" if status.lost else f"stopped (exit code {status.exit_code})"
+        ctx.fail(project, f"{name} on {handle.node} {stopped} without reporting: {log_tail(ctx, handle)}")
         return
 
 

@@ -109,6 +109,11 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
     assert manifest is not None
     ctx.enter(project, Stage.ACTOR_DEPLOYMENT, ctx.settings.timeout_actor_deployment_s)
     tc = project.sla.training_configuration
+    try:
+        ctx.tracking_accounts.grant(project.id, specs.experiment_name(project), specs.model_name(project))
+    except Exception as exc:
+        ctx.fail(project, f"cannot create the aggregator's MLflow user: {exc}")
+        return
     if tc.hierarchical:
         try:
             hierarchy.deploy(ctx, project, manifest)
@@ -118,17 +123,15 @@ def deploy_actors(ctx: EngineContext, project: Project) -> None:
         ctx.save(project)
         return
     try:
-        ctx.tracking_accounts.grant(project.id, specs.experiment_name(project), specs.model_name(project))
-    except Exception as exc:
-        ctx.fail(project, f"cannot create the aggregator's MLflow user: {exc}")
-        return
-    try:
         nodes = ctx.orchestrator.place(specs.learner_placement(project), tc.learner_count)
         port = specs.free_port()
-        aggregator = specs.aggregator_spec(ctx.settings, project, manifest, port, ctx.tracking.tracking_uri)
+        host = ctx.orchestrator.aggregator_address()
+        tracking_uri = ctx.tracking.tracking_uri
+        aggregator = specs.aggregator_spec(ctx.settings, project, manifest, port, tracking_uri, superlink_host=host)
         ctx.deploy(project, aggregator)
         for index, node in enumerate(nodes):
-            ctx.deploy(project, specs.learner_spec(ctx.settings, project, manifest, index, node, port), node)
+            learner = specs.learner_spec(ctx.settings, project, manifest, index, node, port, superlink_host=host)
+            ctx.deploy(project, learner, node)
     except PlacementError as exc:
         ctx.fail(project, f"cannot place learners: {exc}")
         return

@@ -125,15 +125,18 @@ def aggregator_spec(
     tracking_uri: str,
     training: TrainingConfiguration | None = None,
     clusters: int = 0,
+    superlink_host: str = "127.0.0.1",
 ) -> ServiceSpec:
-    """The aggregator: Flower SuperLink plus the FLOps ServerApp (``training``: the SLA's unless given,
-    e.g. a hierarchical root's with ``min_clusters`` resolved; ``clusters``: a root's cluster aggregators)."""
+    """The aggregator: Flower SuperLink (on ``superlink_host``, its node's address) plus the FLOps ServerApp
+    (``training``: the SLA's unless given, e.g. a hierarchical root's with ``min_clusters`` resolved;
+    ``clusters``: a root's cluster aggregators)."""
     job = AggregatorJob(
         project_id=project.id,
         bus=_bus(settings, project),
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
         superlink_port=superlink_port,
+        superlink_host=superlink_host,
         training=training or project.sla.training_configuration,
         mlflow_tracking_uri=tracking_uri,
         mlflow_experiment=experiment_name(project),
@@ -264,9 +267,11 @@ def learner_spec(
     node: Node,
     superlink_port: int,
     cluster: str | None = None,
+    superlink_host: str = "127.0.0.1",
 ) -> ServiceSpec:
-    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins its aggregator
-    (hierarchical mode: the aggregator of ``cluster``, the node's cluster)."""
+    """Learner ``index`` on ``node``: loads the node's data for the project's tags, then joins its aggregator's
+    SuperLink at ``superlink_host:superlink_port`` (hierarchical mode: the aggregator of ``cluster``, the
+    node's cluster)."""
     tags = project.sla.training_configuration.data_tags
     data_dir = Path(node.data_dir or "") / tags[0] if len(tags) == 1 else Path(node.data_dir or "")
     job = LearnerJob(
@@ -274,7 +279,7 @@ def learner_spec(
         bus=_bus(settings, project),
         learner_index=index,
         app_dir=manifest.app_dir,
-        superlink_address=f"127.0.0.1:{superlink_port}",
+        superlink_address=f"{superlink_host}:{superlink_port}",
         supernode_port=free_port(),
         data_dir=str(data_dir),
     )

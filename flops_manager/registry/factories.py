@@ -14,4 +14,4 @@ def local(settings: Settings) -> LocalRegistry:
 
 def oci(settings: Settings) -> OciRegistry:
     """Images in an OCI registry (CNCF distribution API v2)."""
-    return OciRegistry(settings.oci_registry)
+    return OciRegistry(settings.oci_registry, ca_file=settings.oci_registry_ca)

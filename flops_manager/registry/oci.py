@@ -27,10 +27,17 @@ class OciRegistry(Registry):
 
     name = "oci"
 
-    def __init__(self, address: str, timeout_s: float = 10.0, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float = 10.0,
+        auth: tuple[str, str] | None = None,
+        ca_file: str | None = None,
+    ) -> None:
         self._address = address
         self._timeout_s = timeout_s
         self._auth = auth
+        self._ca_file = ca_file
 
     @property
     def location(self) -> str:
@@ -38,7 +45,7 @@ class OciRegistry(Registry):
         return self._address
 
     def _client(self) -> DistributionClient:
-        return DistributionClient(self._address, self._timeout_s, self._auth)
+        return DistributionClient(self._address, self._timeout_s, self._auth, ca_file=self._ca_file)
 
     def lookup(self, key: ImageKey) -> ImageManifest | None:
         """Both images of ``key``, described by the learner's labels; None if either is missing.

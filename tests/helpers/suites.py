@@ -24,9 +24,14 @@ def free_suite_ports() -> SuitePorts:
 
 
 def make_test_suite(
-    home: Path, manager_env: dict[str, str], auth: bool = False, isolated: bool = False
+    home: Path,
+    manager_env: dict[str, str],
+    auth: bool | None = False,
+    isolated: bool = False,
+    host: str = "127.0.0.1",
 ) -> EmbeddedSuite:
-    """A suite (not started) under ``home`` on free ports; ``manager_env`` adds to or overrides the test defaults.
+    """A suite (not started) under ``home`` on free ports of ``host``; ``manager_env`` adds to or overrides the
+    test defaults; ``auth=None``: the suite's default.
 
     Only ``isolated`` suites run local services as unprivileged users (the product's default): their
     ``home`` must stay searchable by others, which pytest's private temporary root is not (every pytest
@@ -35,7 +40,7 @@ def make_test_suite(
     defaults = {"FLOPS_TICK_INTERVAL_S": "0.5", "FLOPS_REPO_HOSTS": LOCAL_REPO_HOSTS}
     if not isolated:
         defaults["FLOPS_LOCAL_SERVICE_UID_BASE"] = "0"
-    return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth)
+    return EmbeddedSuite(home, free_suite_ports(), manager_env={**defaults, **manager_env}, auth=auth, host=host)
 
 
 @contextmanager

@@ -13,8 +13,8 @@ from flops_manager.orchestrator.base import Node, Placement
 from flops_manager.orchestrator.swarm import constraints, node_from_swarm
 
 
-def _attrs(hostname: str, labels: dict[str, str]) -> dict[str, object]:
-    return {"Description": {"Hostname": hostname}, "Spec": {"Labels": labels}}
+def _attrs(hostname: str, labels: dict[str, str], state: str = "ready") -> dict[str, object]:
+    return {"Description": {"Hostname": hostname}, "Spec": {"Labels": labels}, "Status": {"State": state}}
 
 
 def test_labels_give_capabilities_tags_and_data_dir(tmp_path: Path) -> None:
@@ -39,6 +39,12 @@ def test_labels_give_capabilities_tags_and_data_dir(tmp_path: Path) -> None:
     assert node_from_swarm(_attrs("edge-3", {"flops.inference": "true"}), tmp_path).capabilities == ["inference"]
 
 
+def test_a_node_swarm_does_not_see_as_ready_is_down_and_gets_nothing(tmp_path: Path) -> None:
+    down = node_from_swarm(_attrs("edge-3", {"flops.learner": "true"}, state="down"), tmp_path)
+    assert down.state == "down" and down.capabilities == ["learner"]
+    assert node_from_swarm(_attrs("edge-4", {}, state="unknown"), tmp_path).state == "down"
+
+
 def test_placement_becomes_label_constraints_pinned_to_the_chosen_node() -> None:
     placement = Placement(capability="learner", data_tags=["digits", "eu"])
     assert constraints(placement, None) == [
@@ -61,3 +67,15 @@ def test_secret_env_file_is_loaded_into_the_environment(tmp_path: Path, monkeypa
     secret.write_text("[1]")
     with pytest.raises(ValueError, match="JSON object"):
         load_secret_env()
+
+
+def test_placement_skips_nodes_that_are_down() -> None:
+    from flops_manager.orchestrator.base import PlacementError
+    from tests.unit.engine_fakes import FakeOrchestrator
+
+    orchestrator = FakeOrchestrator([["digits"], ["digits"]])
+    orchestrator._nodes[-1] = orchestrator._nodes[-1].model_copy(update={"state": "down"})
+    placement = Placement(capability="learner", data_tags=["digits"], exclusive=True)
+    assert [n.name for n in orchestrator.place(placement, 1)] == ["learner-0"]
+    with pytest.raises(PlacementError, match="only 1 have them"):
+        orchestrator.place(placement, 2)

@@ -1,0 +1,354 @@
+"""digits_sklearn on a real three-host Swarm: each host its own engine and network, data where it lives.
+
+One cluster for the session (this module is its only user): ``deploy/start-swarm-cluster.sh 3`` makes
+three network-namespace hosts on the link-local bridge ``flc-br`` (169.254.100.1, where the suite listens):
+``flc-h0`` the Swarm manager with ``flops.image-builder``, ``flc-h1`` and ``flc-h2`` learners with their own
+data directories. The registry listens on the bridge address with TLS from the suite's CA, which every
+engine trusts through its own ``certs.d``; the broker and MLflow require credentials. Run alone with
+``pytest -m multihost``. ``deploy/stop-swarm-cluster.sh`` removes it all and ``ip -br addr`` is as before.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from flops_common.oci_images import DEFAULT_BASE_IMAGE
+from flops_manager.cli.client import FlopsClient
+from flops_manager.orchestrator.docker_base import LABEL_PROJECT
+from flops_suite import cluster
+from flops_suite.docker_engine import RegistryServer
+from flops_suite.embedded import EmbeddedSuite
+from flops_suite.tls import server_certificate
+from tests.e2e.conftest import example_sla, wait_final, wait_stage
+from tests.e2e.containers import DockerEngine, free_ports, run_script
+from tests.helpers.parquet_digits import write_digits_parquet
+from tests.helpers.suites import make_test_suite, run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.multihost]
+
+MANAGER, LEARNER_1, LEARNER_2 = "flc-h0", "flc-h1", "flc-h2"
+IMAGES_ON_MANAGER = ("flops-builder:latest", DEFAULT_BASE_IMAGE)  # the builder and what it builds on
+
+
+@dataclass
+class Cluster:
+    """The running cluster, its registry and suite, and a client of each host's engine."""
+
+    state: cluster.ClusterState
+    env: dict[str, str]
+    suite: EmbeddedSuite
+    admin: FlopsClient
+    engines: dict[str, Any]  # host name -> docker client
+    registry: str
+    started_in_s: float
+    lost: set[str] = field(default_factory=set)  # hosts whose engine a test killed
+
+
+def _copy_image(source_host: str, target_host: str, image: str) -> None:
+    """``docker save | docker load`` from the session engine to a cluster host (no registry has these)."""
+    save = subprocess.Popen(["docker", "-H", source_host, "save", image], stdout=subprocess.PIPE)
+    loaded = subprocess.run(
+        ["docker", "-H", target_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300, check=False
+    )
+    assert save.stdout is not None
+    save.stdout.close()
+    assert save.wait(timeout=60) == 0 and loaded.returncode == 0, loaded.stderr
+
+
+@pytest.fixture(scope="module")
+def three_hosts(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three hosts, a TLS registry and an authenticated suite on the bridge address, digits on h1 and h2."""
+    base = tmp_path_factory.mktemp("mh").resolve()
+    state_dir, registry_dir = base / "cluster", base / "registry"
+    (registry_port,) = free_ports(1)
+    registry_address = f"{cluster.PLATFORM_ADDRESS}:{registry_port}"
+    ca = server_certificate(registry_dir / "tls", "registry", cluster.PLATFORM_ADDRESS).ca
+    env = {**docker_engine.env, "FLOPS_CLUSTER_STATE": str(state_dir)}
+    ip_before = cluster.ip_brief_addr()
+    started = time.monotonic()
+    run_script("start-swarm-cluster.sh", "3", "--registry", registry_address, "--registry-ca", str(ca), env=env)
+    started_in_s = time.monotonic() - started
+    registry = RegistryServer(registry_dir, registry_port, host=cluster.PLATFORM_ADDRESS)
+    engines: dict[str, Any] = {}
+    suite = None
+    try:
+        state = cluster.ClusterState.load(state_dir)
+        assert state is not None
+        engines = {h.name: docker.DockerClient(base_url=h.docker_host, timeout=120) for h in state.hosts}
+        registry.start()
+        for image in IMAGES_ON_MANAGER:
+            _copy_image(docker_engine.docker_host, state.manager.docker_host, image)
+        manager_env = {
+            "FLOPS_ORCHESTRATOR": "swarm",
+            "FLOPS_REGISTRY": "oci",
+            "FLOPS_OCI_REGISTRY": registry_address,
+            "FLOPS_OCI_REGISTRY_CA": str(ca),
+            "FLOPS_DOCKER_HOST": state.manager.docker_host,
+            "FLOPS_REPO_HOSTS": json.dumps([cluster.PLATFORM_ADDRESS]),
+        }
+        suite = make_test_suite(base / "home", manager_env, auth=None, host=cluster.PLATFORM_ADDRESS)
+        assert suite.auth  # beyond loopback the broker and MLflow require credentials by default
+        suite.up()
+        admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
+        yield Cluster(state, env, suite, admin, engines, registry_address, started_in_s)
+    finally:
+        try:
+            if suite is not None:
+                suite.down()
+        finally:
+            for client in engines.values():
+                client.close()
+            registry.stop()
+            out = run_script("stop-swarm-cluster.sh", env=env)
+            assert "as before" in out
+            assert cluster.ip_brief_addr() == ip_before, "ip -br addr differs from before the cluster"
+
+
+def _host(setup: Cluster, name: str) -> cluster.ClusterHost:
+    return next(h for h in setup.state.hosts if h.name == name)
+
+
+def _node_name(setup: Cluster, node_id: str) -> str:
+    return str(setup.engines[MANAGER].nodes.get(node_id).attrs["Description"]["Hostname"])
+
+
+def _project_containers(setup: Cluster, project_id: str) -> dict[str, list[Any]]:
+    """Per host, the containers of a project on its engine."""
+    found: dict[str, list[Any]] = {}
+    for name, client in setup.engines.items():
+        if name in setup.lost:
+            continue
+        try:
+            found[name] = client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project_id}"})
+        except docker.errors.NotFound:  # removed while being listed
+            found[name] = client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project_id}"})
+    return found
+
+
+def _pulls(client: Any, since: float) -> list[str]:
+    """Images this engine pulled since ``since`` (from its event log)."""
+    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True, filters={"event": "pull"})
+    return [str(e.get("id") or e.get("Actor", {}).get("ID")) for e in events]
+
+
+def test_cluster_nodes_labels_and_data_per_host(three_hosts: Cluster) -> None:
+    setup = three_hosts
+    nodes = {n["name"]: n for n in setup.admin.nodes()}
+    assert set(nodes) == {MANAGER, LEARNER_1, LEARNER_2}
+    assert nodes[MANAGER]["capabilities"] == ["image-builder"]
+    assert nodes[LEARNER_1]["capabilities"] == nodes[LEARNER_2]["capabilities"] == ["learner"]
+    # Mock data goes to the chosen hosts' own directories only (h0 holds none), and differs per host.
+    setup.admin.mock_data("digits", "digits", nodes=[LEARNER_1, LEARNER_2])
+    parts = {name: sorted(_host(setup, name).data_dir.rglob("*.npz")) for name in (MANAGER, LEARNER_1, LEARNER_2)}
+    assert parts[MANAGER] == []
+    assert len(parts[LEARNER_1]) == len(parts[LEARNER_2]) == 1
+    assert parts[LEARNER_1][0].read_bytes() != parts[LEARNER_2][0].read_bytes()
+    listed = run_cli(setup.suite, "nodes")
+    assert LEARNER_1 in listed and LEARNER_2 in listed and "digits" in listed
+    # `flops data add` writes to the chosen host's directory only.
+    upload = Path(setup.state.state_dir) / "upload" / "part-1.parquet"
+    write_digits_parquet(upload, slice(0, 50))
+    added = setup.admin.add_data(LEARNER_1, "uploaded", upload)
+    assert Path(added["path"]).parent == _host(setup, LEARNER_1).data_dir / "uploaded"
+    assert [h for h in setup.state.hosts if (h.data_dir / "uploaded").exists()] == [_host(setup, LEARNER_1)]
+
+
+@pytest.mark.timeout(900)
+def test_digits_runs_across_three_hosts_with_data_where_it_lives(three_hosts: Cluster) -> None:
+    setup = three_hosts
+    since = time.time()
+    started = time.monotonic()
+    accepted = setup.admin.submit(example_sla(setup.suite, "digits_sklearn", training_rounds=2))
+    project_id = accepted["project_id"]
+    training = wait_stage(setup.admin, project_id, 5, timeout_s=600)
+    assert training["stage"] == 5, training.get("cause")
+
+    # Each learner runs on its own labelled host, mounting that host's data directory and nothing else.
+    services = {
+        s.attrs["Spec"]["Labels"]["org.flops.service"]: s
+        for s in setup.engines[MANAGER].services.list(filters={"label": f"{LABEL_PROJECT}={project_id}"})
+    }
+    learner_hosts = set()
+    for name in ("learner-0", "learner-1"):
+        tasks = services[name].tasks()
+        (host_name,) = {_node_name(setup, t["NodeID"]) for t in tasks}
+        learner_hosts.add(host_name)
+        data_dir = str(_host(setup, host_name).data_dir)
+        mounts = services[name].attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Mounts", [])
+        assert [(m["Source"], m.get("ReadOnly")) for m in mounts] == [(data_dir, True)], mounts
+        job = next(e for e in services[name].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] if "FLOPS_JOB" in e)
+        assert data_dir in job  # its host's data, and the aggregator's host's address for its SuperLink:
+        assert f'"superlink_address":"{_host(setup, MANAGER).address}:' in job
+    assert learner_hosts == {LEARNER_1, LEARNER_2}
+    (aggregator_host,) = {_node_name(setup, t["NodeID"]) for t in services["aggregator"].tasks()}
+    assert aggregator_host == MANAGER
+
+    # No password in any service spec or in any container's configuration on any host.
+    creds = setup.suite.credentials()
+    passwords = [creds.mqtt_password.get_secret_value(), creds.mlflow_password.get_secret_value()]
+    containers = _project_containers(setup, project_id)
+    assert containers[LEARNER_1] and containers[LEARNER_2] and containers[MANAGER]
+    inspected = json.dumps([s.attrs for s in services.values()])
+    inspected += json.dumps([c.attrs for found in containers.values() for c in found])
+    assert not [p for p in passwords if p in inspected]
+
+    project = wait_final(setup.admin, project_id, timeout_s=600)
+    elapsed = time.monotonic() - started
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["rounds_completed"] == 2
+    assert project["final_metrics"]["accuracy"] >= 0.8
+    services_dir = setup.suite.home / "services" / project_id
+    builder = json.loads((services_dir / "builder" / "swarm-service.json").read_text())
+    assert builder["node"] == MANAGER  # the builder ran on the image-builder host
+    for index in (0, 1):
+        assert "loaded" in (services_dir / f"learner-{index}" / "output.log").read_text()
+
+    # Each learner host pulled the learner image over the network from the registry.
+    for name in (LEARNER_1, LEARNER_2):
+        pulled = _pulls(setup.engines[name], since)
+        assert any(setup.registry in image and "learner" in image for image in pulled), (name, pulled)
+    _assert_nothing_left(setup, project_id)
+    stages = ", ".join(
+        f"{s['stage']}: {s['ended_at'] - s['started_at']:.1f} s" for s in project["stages"] if s["ended_at"]
+    )
+    print(
+        f"\n[multihost] cluster start {setup.started_in_s:.1f} s; digits 2 rounds on 3 hosts {elapsed:.1f} s ({stages})"
+    )
+
+
+def _assert_nothing_left(setup: Cluster, project_id: str) -> None:
+    deadline = time.monotonic() + 90
+    left: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        services = setup.engines[MANAGER].services.list(filters={"label": f"{LABEL_PROJECT}={project_id}"})
+        left = {h: [c.name for c in found] for h, found in _project_containers(setup, project_id).items() if found}
+        if services:
+            left["services"] = [s.name for s in services]
+        if not left:
+            return
+        time.sleep(0.5)
+    assert left == {}
+
+
+def test_cluster_uses_only_link_local_addresses(three_hosts: Cluster) -> None:
+    for line in cluster.ip_brief_addr():
+        for word in line.split()[2:]:
+            if "." in word:
+                assert word.startswith(("127.", "169.254.", "192.0.2.")), line
+    assert Path("/var/run/netns", LEARNER_1).exists() and not Path("/var/run/netns", MANAGER).exists()
+
+
+@pytest.mark.timeout(900)
+def test_late_host_gets_a_learner_and_known_hosts_do_not_pull_again(three_hosts: Cluster) -> None:
+    setup = three_hosts
+    added = subprocess.run(
+        [sys.executable, "-m", "flops_suite.cluster", "--state-dir", setup.state.state_dir, "add"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    state = cluster.ClusterState.load(Path(setup.state.state_dir))
+    assert state is not None
+    late = state.hosts[-1]
+    setup.engines[late.name] = docker.DockerClient(base_url=late.docker_host, timeout=120)
+    assert late.name in {n["name"] for n in setup.admin.nodes()}  # joined with the learner labels
+    setup.admin.mock_data("digits", "digits", nodes=[late.name])
+    since = time.time()
+    sla = example_sla(
+        setup.suite, "digits_sklearn", training_rounds=1, min_available_clients=3, min_fit_clients=3,
+        min_evaluate_clients=3,
+    )  # fmt: skip
+    project = wait_final(setup.admin, setup.admin.submit(sla)["project_id"], timeout_s=600)
+    assert project["status"] == "succeeded", project.get("cause")
+    services_dir = setup.suite.home / "services" / project["id"]
+    nodes = {json.loads((services_dir / f"learner-{i}" / "swarm-service.json").read_text())["node"] for i in range(3)}
+    assert nodes == {LEARNER_1, LEARNER_2, late.name}
+    assert any("learner" in image for image in _pulls(setup.engines[late.name], since))  # the new host pulled
+    for name in (LEARNER_1, LEARNER_2):  # the others had the image from the first project
+        assert not [i for i in _pulls(setup.engines[name], since) if "learner" in i], name
+    _assert_nothing_left(setup, project["id"])
+    print(f"\n[multihost] image pull on {late.name}: " + _timed_pulls(setup.engines[late.name], "/flops/learner"))
+
+
+def _timed_pulls(client: Any, repository: str) -> str:
+    """Seconds to pull a cached image again (a manifest check), then, removed, from the registry (first pull)."""
+    (image,) = [i for i in client.images.list() if any(repository in t for t in i.tags)]
+    tag = next(t for t in image.tags if repository in t)
+    started = time.monotonic()
+    client.images.pull(tag)
+    cached_s = time.monotonic() - started
+    client.images.remove(tag, force=True)
+    started = time.monotonic()
+    client.images.pull(tag)
+    first_s = time.monotonic() - started
+    size_mb = client.images.get(tag).attrs["Size"] / 2**20
+    return f"first {first_s:.2f} s ({size_mb:.0f} MB), cached {cached_s:.2f} s"
+
+
+def _kill_mid_training(setup: Cluster, sla: dict[str, Any], victim: str) -> tuple[dict[str, Any], float]:
+    """Submit, wait for the first round, SIGKILL ``victim``'s engine; return the final project and the
+    seconds from the kill to the end."""
+    project_id = setup.admin.submit(sla)["project_id"]
+    deadline = time.monotonic() + 600
+    project = setup.admin.project(project_id)
+    while project["rounds_completed"] < 1 and project["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        project = setup.admin.project(project_id)
+    assert project["rounds_completed"] >= 1 and project["status"] == "running", project.get("cause")
+    services_dir = setup.suite.home / "services" / project_id
+    learner_nodes = [json.loads(p.read_text())["node"] for p in services_dir.glob("learner-*/swarm-service.json")]
+    assert victim in learner_nodes, learner_nodes
+    killed = subprocess.run(
+        [sys.executable, "-m", "flops_suite.cluster", "--state-dir", setup.state.state_dir, "kill-engine", victim],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert killed.returncode == 0, killed.stderr
+    setup.lost.add(victim)
+    killed_at = time.monotonic()
+    project = wait_final(setup.admin, project_id, timeout_s=400)
+    return project, time.monotonic() - killed_at
+
+
+@pytest.mark.timeout(900)
+def test_lost_learner_host_with_k_of_n_still_finishes(three_hosts: Cluster) -> None:
+    setup = three_hosts
+    sla = example_sla(
+        setup.suite, "digits_sklearn", training_rounds=4, learners=2, min_available_clients=1, min_fit_clients=1,
+        min_evaluate_clients=1, round_timeout_s=30,
+    )  # fmt: skip
+    project, _ = _kill_mid_training(setup, sla, LEARNER_2)
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["rounds_completed"] == 4
+    assert f"on {LEARNER_2} lost: host {LEARNER_2} is down" in setup.admin.timeline(project["id"])
+    nodes = {n["name"]: n for n in setup.admin.nodes()}
+    assert nodes[LEARNER_2]["state"] == "down" and nodes[LEARNER_1]["state"] == "ready"
+    assert f"{LEARNER_2} down" in run_cli(setup.suite, "nodes")
+    _assert_nothing_left(setup, project["id"])
+
+
+@pytest.mark.timeout(900)
+def test_lost_learner_host_with_k_equal_n_fails_naming_it(three_hosts: Cluster) -> None:
+    setup = three_hosts
+    nodes = setup.admin.nodes()
+    remaining = sorted(n["name"] for n in nodes if n["state"] == "ready" and "learner" in n["capabilities"])
+    assert len(remaining) == 2, remaining  # flc-h1 and the host that joined late
+    round_timeout_s = 30
+    sla = example_sla(
+        setup.suite, "digits_sklearn", training_rounds=5, min_available_clients=2, min_fit_clients=2,
+        min_evaluate_clients=2, round_timeout_s=round_timeout_s,
+    )  # fmt: skip
+    project, after_kill_s = _kill_mid_training(setup, sla, remaining[-1])
+    assert project["status"] == "failed"
+    assert f"on {remaining[-1]} lost: host {remaining[-1]} is down" in project["cause"], project["cause"]
+    assert after_kill_s < round_timeout_s, f"{after_kill_s:.1f} s from the kill to the failure"
+    print(f"\n[multihost] k = n project failed {after_kill_s:.1f} s after its learner host was killed")
+    _assert_nothing_left(setup, project["id"])
