@@ -66,6 +66,13 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def write_results(name: str, results: dict[str, Any]) -> None:
+    """Store ``results`` as ``bench/results/<name>.json`` and print them."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 

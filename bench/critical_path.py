@@ -11,14 +11,13 @@ skips P3.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import RESULTS, _load
+from bench.__main__ import _load, write_results
 from bench.e2e import LEARNERS, cold_and_warm, project_critical_path
 from bench.plain_flower_run import run_plain_flower
 from bench.scale import round_metrics
@@ -52,9 +51,7 @@ def main(argv: list[str]) -> int:
                 results["load"]["after P3"] = _load()
         finally:
             suite.down()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "critical_path.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results("critical_path", results)
     return 0
 
 

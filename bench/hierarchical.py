@@ -12,7 +12,6 @@ apart. Prints JSON and writes ``bench/results/hierarchical.json``.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import RESULTS, _load
+from bench.__main__ import _load, write_results
 from bench.e2e import run_project
 from flops_manager.cli.client import FlopsClient
 from flops_suite.embedded import EmbeddedSuite
@@ -69,9 +68,7 @@ def main(argv: list[str]) -> int:
             results["load"]["end"] = _load()
         finally:
             suite.down()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hierarchical.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results("hierarchical", results)
     return 0
 
 

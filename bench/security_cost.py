@@ -10,7 +10,6 @@ Writes ``bench/results/security_cost.json``.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import RESULTS, _load
+from bench.__main__ import _load, write_results
 from bench.e2e import run_project
 from flops_manager.cli.client import FlopsClient
 from flops_suite.embedded import EmbeddedSuite
@@ -70,9 +69,7 @@ def main(argv: list[str]) -> int:
     results["load_end"] = _load()
     for key in ("wall_s_median", "until_training_s_median"):
         results[f"added_{key}"] = round(results["confined"][key] - results["open"][key], 2)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "security_cost.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_results("security_cost", results)
     return 0
 
 

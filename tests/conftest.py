@@ -14,9 +14,14 @@ from tests.helpers.suites import make_test_suite
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSuite]:
-    """The whole embedded suite, started by the project's own launcher, stopped by PID afterwards."""
+    """The whole embedded suite, started by the project's own launcher, stopped by PID afterwards.
+
+    Four learner nodes in two clusters (learner-0/1, learner-2/3): classic projects ignore clusters,
+    hierarchical ones (tests/e2e/test_hierarchical.py) train over both.
+    """
     home = tmp_path_factory.mktemp("flops-home")
-    with make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "3"}).running() as instance:
+    nodes = {"FLOPS_LOCAL_LEARNER_NODES": "4", "FLOPS_LOCAL_CLUSTERS": "2"}
+    with make_test_suite(home, nodes).running() as instance:
         yield instance
 
 

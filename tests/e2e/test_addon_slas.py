@@ -87,4 +87,4 @@ def test_addon_mock_shape_with_an_offline_dataset_partitions_it(suite: EmbeddedS
     too_many = {"customerID": "Admin", "mock_data_configuration": config | {"number_of_partitions": 9}}
     response = _post(suite, "/api/flops/mocks", json.dumps(too_many).encode())
     assert response.status_code == 422
-    assert "9 partitions need as many learner nodes; there are 3" in response.json()["detail"][0]["msg"]
+    assert "9 partitions need as many learner nodes; there are 4" in response.json()["detail"][0]["msg"]
