@@ -384,7 +384,7 @@ def run_oci(args: argparse.Namespace) -> None:
     from flops_suite.docker_engine import DockerEngine, RegistryServer, make_base_image
 
     find_links = [p for p in ("/opt/wheels",) if Path(p).is_dir()]
-    with tempfile.TemporaryDirectory(prefix="flops-bench-serving-oci-", dir="/tmp") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-serving-oci-", dir="/tmp") as tmp:
         work = Path(tmp)
         engine = DockerEngine(work / "docker")
         registry = RegistryServer(work / "docker", free_port())
