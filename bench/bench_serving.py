@@ -270,7 +270,8 @@ def register_pytorch_version(url: str, work: Path, find_links: list[str]) -> Reg
     if not python.exists():
         links = [arg for link in find_links for arg in ("--find-links", link)]
         subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(env_dir)], check=True)
-        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, "torch", MLFLOW_SKINNY]
+        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, "torch", "numpy", "pandas"]
+        install.append(MLFLOW_SKINNY)
         subprocess.run(install, check=True)
     name = "flops-bench-digits_pytorch"
     out = subprocess.run([str(python), "-c", TORCH_MODEL, url, name], check=True, capture_output=True, text=True)
@@ -416,12 +417,14 @@ def run_oci(args: argparse.Namespace) -> None:
             }
             container.remove(force=True)
             container = None
+            write_oci_results(results)  # the PyTorch builds below take long: keep what is measured
             variants = [("torch_cpu", find_links)] + ([("torch_pypi", [])] if args.pypi_torch else [])
             for key, links in variants:  # a version each: the second would otherwise be a registry hit
                 torch_model = register_pytorch_version(tracking, work, find_links)
                 built = oci_build(torch_model, ModelFlavor.PYTORCH, target, tracking, work / "builds", links)
                 built["size_mb"] = round(client.images.get(built["image"]).attrs["Size"] / 1e6, 1)
                 results[key] = built
+                write_oci_results(results)
         finally:
             if container is not None:
                 container.remove(force=True)
@@ -431,10 +434,14 @@ def run_oci(args: argparse.Namespace) -> None:
                 mlflow_proc.wait(timeout=30)
             registry.stop()
             engine.stop()
+    print(oci_markdown(results))
+
+
+def write_oci_results(results: dict[str, Any]) -> None:
+    """``bench/results/serving-oci.json`` and ``serving-oci.md``."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "serving-oci.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "serving-oci.md").write_text(oci_markdown(results))
-    print(oci_markdown(results))
 
 
 def main() -> None:
