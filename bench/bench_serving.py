@@ -256,9 +256,8 @@ mlflow.set_tracking_uri(sys.argv[1])
 torch.manual_seed(0)
 model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
 with mlflow.start_run():
-    info = mlflow.pytorch.log_model(
-        model, name="model", serialization_format="pickle", pip_requirements=["torch==" + torch.__version__.split("+")[0]]
-    )
+    pins = ["torch==" + torch.__version__.split("+")[0]]
+    info = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=pins)
 print(mlflow.register_model(info.model_uri, sys.argv[2]).version)
 """
 
