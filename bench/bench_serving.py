@@ -256,7 +256,8 @@ mlflow.set_tracking_uri(sys.argv[1])
 torch.manual_seed(0)
 model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
 with mlflow.start_run():
-    info = mlflow.pytorch.log_model(model, name="model", pip_requirements=["torch==" + torch.__version__.split("+")[0]])
+    pins = ["torch==" + torch.__version__.split("+")[0]]
+    info = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", pip_requirements=pins)
 print(mlflow.register_model(info.model_uri, sys.argv[2]).version)
 """
 
@@ -270,7 +271,8 @@ def register_pytorch_version(url: str, work: Path, find_links: list[str]) -> Reg
     if not python.exists():
         links = [arg for link in find_links for arg in ("--find-links", link)]
         subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(env_dir)], check=True)
-        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, "torch", MLFLOW_SKINNY]
+        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, "torch", "numpy", "pandas"]
+        install.append(MLFLOW_SKINNY)
         subprocess.run(install, check=True)
     name = "flops-bench-digits_pytorch"
     out = subprocess.run([str(python), "-c", TORCH_MODEL, url, name], check=True, capture_output=True, text=True)
@@ -384,7 +386,7 @@ def run_oci(args: argparse.Namespace) -> None:
     from flops_suite.docker_engine import DockerEngine, RegistryServer, make_base_image
 
     find_links = [p for p in ("/opt/wheels",) if Path(p).is_dir()]
-    with tempfile.TemporaryDirectory(prefix="flops-bench-serving-oci-", dir="/tmp") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-serving-oci-", dir="/tmp") as tmp:
         work = Path(tmp)
         engine = DockerEngine(work / "docker")
         registry = RegistryServer(work / "docker", free_port())
@@ -416,12 +418,14 @@ def run_oci(args: argparse.Namespace) -> None:
             }
             container.remove(force=True)
             container = None
+            write_oci_results(results)  # the PyTorch builds below take long: keep what is measured
             variants = [("torch_cpu", find_links)] + ([("torch_pypi", [])] if args.pypi_torch else [])
             for key, links in variants:  # a version each: the second would otherwise be a registry hit
                 torch_model = register_pytorch_version(tracking, work, find_links)
                 built = oci_build(torch_model, ModelFlavor.PYTORCH, target, tracking, work / "builds", links)
                 built["size_mb"] = round(client.images.get(built["image"]).attrs["Size"] / 1e6, 1)
                 results[key] = built
+                write_oci_results(results)
         finally:
             if container is not None:
                 container.remove(force=True)
@@ -431,10 +435,14 @@ def run_oci(args: argparse.Namespace) -> None:
                 mlflow_proc.wait(timeout=30)
             registry.stop()
             engine.stop()
+    print(oci_markdown(results))
+
+
+def write_oci_results(results: dict[str, Any]) -> None:
+    """``bench/results/serving-oci.json`` and ``serving-oci.md``."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "serving-oci.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "serving-oci.md").write_text(oci_markdown(results))
-    print(oci_markdown(results))
 
 
 def main() -> None:
