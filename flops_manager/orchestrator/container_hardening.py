@@ -4,7 +4,8 @@ Every container but the builder's runs as an unprivileged user (``CONTAINER_UID`
 and owning nothing on the host but the service's own secret file), with every Linux capability dropped
 (FL actors, the observer and the inference server bind ports above 1024 and need none), without the
 right to gain privileges (``no-new-privileges``: setuid binaries do nothing), under a PID limit, on a
-read-only root filesystem with a private ``/tmp`` (tmpfs; ``HOME`` points there). Only the builder gets
+read-only root filesystem with private ``/tmp`` and ``/work`` (tmpfs; ``/work`` is the actor images'
+working directory, where an actor keeps its Flower state; ``HOME`` is ``/tmp``). Only the builder gets
 the engine's socket (it builds and pushes images) and stays root; it is still held to the PID limit and
 ``no-new-privileges``. A learner gets its own node's data folder read-only and nothing else of the host.
 """
@@ -18,6 +19,7 @@ from flops_manager.orchestrator.base import ServiceRole, ServiceSpec
 CONTAINER_UID = 10001
 PIDS_LIMIT = 1024  # Flower forks one process per message; a fork bomb stops here
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=1g,mode=1777"
+WRITABLE_DIRS = ("/tmp", "/work")  # tmpfs in a confined container: what the services write to
 
 
 def unprivileged(spec: ServiceSpec) -> bool:
@@ -38,6 +40,6 @@ def container_options(spec: ServiceSpec) -> dict[str, Any]:
             "user": f"{CONTAINER_UID}:{CONTAINER_UID}",
             "cap_drop": ["ALL"],
             "read_only": True,
-            "tmpfs": {"/tmp": TMPFS_OPTIONS},
+            "tmpfs": dict.fromkeys(WRITABLE_DIRS, TMPFS_OPTIONS),
         }
     return options

@@ -45,7 +45,12 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
-from flops_manager.orchestrator.container_hardening import CONTAINER_UID, container_env, unprivileged
+from flops_manager.orchestrator.container_hardening import (
+    CONTAINER_UID,
+    WRITABLE_DIRS,
+    container_env,
+    unprivileged,
+)
 from flops_manager.orchestrator.docker_base import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -177,7 +182,7 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         mounts = [Mount(b.target, b.source, type="bind", read_only=b.read_only) for b in binds]
         confined = unprivileged(spec)
         if confined:
-            mounts.append(Mount("/tmp", None, type="tmpfs"))
+            mounts += [Mount(path, None, type="tmpfs") for path in WRITABLE_DIRS]
         placement = constraints(spec.placement, node)
         if platform_role:
             placement.append(f"node.id=={self._manager_node_id()}")

@@ -56,7 +56,9 @@ def containers(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFac
     """A suite whose manager runs every service as a container on the session's engine."""
     engine = docker_engine
     # Authenticated broker and MLflow: their passwords reach containers in a mounted file only.
-    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-docker-home"), "docker", auth=True)
+    # The hostile test's learner waits in stage 4 until the normal project trains beside it.
+    home = tmp_path_factory.mktemp("flops-docker-home")
+    suite = suite_on_engine(engine, home, "docker", auth=True, FLOPS_TIMEOUT_ACTOR_DEPLOYMENT_S="600")
     try:
         suite.up()
         admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
