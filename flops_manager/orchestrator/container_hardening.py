@@ -4,8 +4,8 @@ Every container but the builder's runs as an unprivileged user (``CONTAINER_UID`
 and owning nothing on the host but the service's own secret file), with every Linux capability dropped
 (FL actors, the observer and the inference server bind ports above 1024 and need none), without the
 right to gain privileges (``no-new-privileges``: setuid binaries do nothing), under a PID limit, on a
-read-only root filesystem with private ``/tmp`` and ``/work`` (tmpfs; ``/work`` is the actor images'
-working directory, where an actor keeps its Flower state; ``HOME`` is ``/tmp``). Only the builder gets
+read-only root filesystem with a private ``/tmp`` (tmpfs), which is also its working directory (an actor
+keeps its Flower state there) and ``HOME``. Only the builder gets
 the engine's socket (it builds and pushes images) and stays root; it is still held to the PID limit and
 ``no-new-privileges``. A learner gets its own node's data folder read-only and nothing else of the host.
 """
@@ -19,7 +19,7 @@ from flops_manager.orchestrator.base import ServiceRole, ServiceSpec
 CONTAINER_UID = 10001
 PIDS_LIMIT = 1024  # Flower forks one process per message; a fork bomb stops here
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=1g,mode=1777"
-WRITABLE_DIRS = ("/tmp", "/work")  # tmpfs in a confined container: what the services write to
+WRITABLE_DIRS = ("/tmp",)  # tmpfs in a confined container (a tmpfs over an image's root-owned dir stays root's)
 
 
 def unprivileged(spec: ServiceSpec) -> bool:
@@ -30,6 +30,11 @@ def unprivileged(spec: ServiceSpec) -> bool:
 def container_env(spec: ServiceSpec) -> dict[str, str]:
     """Environment the confinement needs: a writable ``HOME`` on the private ``/tmp``."""
     return {"HOME": "/tmp"} if unprivileged(spec) else {}
+
+
+def container_workdir(spec: ServiceSpec) -> str | None:
+    """The working directory: the spec's, else the private ``/tmp`` of a confined container (else the image's)."""
+    return spec.workdir or ("/tmp" if unprivileged(spec) else None)
 
 
 def container_options(spec: ServiceSpec) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from flops_manager.orchestrator.container_hardening import (
     CONTAINER_UID,
     WRITABLE_DIRS,
     container_env,
+    container_workdir,
     unprivileged,
 )
 from flops_manager.orchestrator.docker_base import (
@@ -210,7 +211,7 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
             ),
             secrets=self._secret(name, spec),
             stop_grace_period=STOP_GRACE_NS,
-            workdir=spec.workdir,
+            workdir=container_workdir(spec),
             init=True,
             # Swarm's API 1.41 (Docker 20.10) has no no-new-privileges or PID limit for services.
             user=f"{CONTAINER_UID}:{CONTAINER_UID}" if confined else None,
