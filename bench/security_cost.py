@@ -42,7 +42,7 @@ def measure(mode: str, warm_runs: int) -> dict[str, Any]:
         )
         suite.up()
         try:
-            client = FlopsClient(suite.api_url, suite.admin_token())
+            client = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
             client.mock_data("digits", "digits", nodes=["learner-0", "learner-1"])
             run_project(client, suite, "digits_sklearn")
             warm = []

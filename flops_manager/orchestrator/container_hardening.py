@@ -4,7 +4,8 @@ Every container but the builder's runs as an unprivileged user (``CONTAINER_UID`
 and owning nothing on the host but the service's own secret file), with every Linux capability dropped
 (FL actors, the observer and the inference server bind ports above 1024 and need none), without the
 right to gain privileges (``no-new-privileges``: setuid binaries do nothing), under a PID limit, on a
-read-only root filesystem with a private ``/tmp`` (tmpfs; ``HOME`` points there). Only the builder gets
+read-only root filesystem with a private ``/tmp`` (tmpfs), which is also its working directory (an actor
+keeps its Flower state there) and ``HOME``. Only the builder gets
 the engine's socket (it builds and pushes images) and stays root; it is still held to the PID limit and
 ``no-new-privileges``. A learner gets its own node's data folder read-only and nothing else of the host.
 """
@@ -18,6 +19,7 @@ from flops_manager.orchestrator.base import ServiceRole, ServiceSpec
 CONTAINER_UID = 10001
 PIDS_LIMIT = 1024  # Flower forks one process per message; a fork bomb stops here
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=1g,mode=1777"
+WRITABLE_DIRS = ("/tmp",)  # tmpfs in a confined container (a tmpfs over an image's root-owned dir stays root's)
 
 
 def unprivileged(spec: ServiceSpec) -> bool:
@@ -30,6 +32,11 @@ def container_env(spec: ServiceSpec) -> dict[str, str]:
     return {"HOME": "/tmp"} if unprivileged(spec) else {}
 
 
+def container_workdir(spec: ServiceSpec) -> str | None:
+    """The working directory: the spec's, else the private ``/tmp`` of a confined container (else the image's)."""
+    return spec.workdir or ("/tmp" if unprivileged(spec) else None)
+
+
 def container_options(spec: ServiceSpec) -> dict[str, Any]:
     """Keywords of ``containers.run`` (docker SDK 7) that confine the service's container."""
     options: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "pids_limit": PIDS_LIMIT}
@@ -38,6 +45,6 @@ def container_options(spec: ServiceSpec) -> dict[str, Any]:
             "user": f"{CONTAINER_UID}:{CONTAINER_UID}",
             "cap_drop": ["ALL"],
             "read_only": True,
-            "tmpfs": {"/tmp": TMPFS_OPTIONS},
+            "tmpfs": dict.fromkeys(WRITABLE_DIRS, TMPFS_OPTIONS),
         }
     return options

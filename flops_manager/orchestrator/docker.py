@@ -10,7 +10,7 @@ folder is bind-mounted read-only into its container at the same path. Containers
 * get memory (MB) and vCPU limits from ``ServiceSpec.resources``; secrets in a 0600 file mounted read-only
   (``flops_common.secret_env``), never in the container's configuration;
 * are confined (``container_hardening``): non-root, no capabilities, ``no-new-privileges``, a PID limit,
-  a read-only root filesystem with a private ``/tmp`` (all but the builder);
+  a read-only root filesystem with a private ``/tmp`` as working directory (all but the builder);
 * run ``spec.image``, or the platform's service image for the builder and the observer. The builder also
   gets the engine's socket (it builds and pushes images) and, if configured, the host's CA bundle.
 
@@ -41,6 +41,7 @@ from flops_manager.orchestrator.container_hardening import (
     CONTAINER_UID,
     container_env,
     container_options,
+    container_workdir,
     unprivileged,
 )
 from flops_manager.orchestrator.docker_base import DockerBackedOrchestrator
@@ -134,7 +135,7 @@ class DockerOrchestrator(DockerBackedOrchestrator):
                 environment=environment,
                 labels=self._labels(spec, node.name),
                 volumes=volumes,
-                working_dir=spec.workdir,
+                working_dir=container_workdir(spec),
                 init=True,
                 **container_options(spec),
                 **limits,

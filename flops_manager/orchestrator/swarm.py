@@ -49,7 +49,13 @@ from flops_manager.orchestrator.base import (
     ServiceState,
     ServiceStatus,
 )
-from flops_manager.orchestrator.container_hardening import CONTAINER_UID, container_env, unprivileged
+from flops_manager.orchestrator.container_hardening import (
+    CONTAINER_UID,
+    WRITABLE_DIRS,
+    container_env,
+    container_workdir,
+    unprivileged,
+)
 from flops_manager.orchestrator.docker_base import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -205,7 +211,7 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         mounts = [Mount(b.target, b.source, type="bind", read_only=b.read_only) for b in binds]
         confined = unprivileged(spec)
         if confined:
-            mounts.append(Mount("/tmp", None, type="tmpfs"))
+            mounts += [Mount(path, None, type="tmpfs") for path in WRITABLE_DIRS]
         placement = constraints(spec.placement, node)
         if platform_role:
             placement.append(f"node.id=={self._manager_node_id()}")
@@ -233,7 +239,7 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
             ),
             secrets=self._secret(name, spec),
             stop_grace_period=STOP_GRACE_NS,
-            workdir=spec.workdir,
+            workdir=container_workdir(spec),
             init=True,
             # Swarm's API 1.41 (Docker 20.10) has no no-new-privileges or PID limit for services.
             user=f"{CONTAINER_UID}:{CONTAINER_UID}" if confined else None,

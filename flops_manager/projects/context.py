@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,6 +91,8 @@ class EngineContext(Boundaries):
     broker_accounts: ProjectAccounts = field(default_factory=SharedAccount)
     # The MLflow user of each project's aggregator (none without MLflow auth).
     tracking_accounts: TrackingAccounts = field(default_factory=NoTrackingAccounts)
+    # Each active project's MLflow user being made off the worker thread (``lifecycle.start_tracking_user``).
+    tracking_users: dict[str, Future[None]] = field(default_factory=dict)
 
     def now(self) -> float:
         """The engine's clock (a fake one in unit tests)."""
@@ -181,6 +184,7 @@ class EngineContext(Boundaries):
 
     def revoke_project_users(self, project_id: str) -> None:
         """Remove the project's broker and MLflow users; a failure is logged, never raised (cleanup goes on)."""
+        self.tracking_users.pop(project_id, None)
         for kind, accounts in (("broker", self.broker_accounts), ("MLflow", self.tracking_accounts)):
             try:
                 accounts.revoke(project_id)

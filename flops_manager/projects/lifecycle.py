@@ -9,6 +9,7 @@ and comes back as a worker command.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 
 from flops_common.events import EventKind
 from flops_common.image_key import ImageKey, ImageManifest
@@ -34,6 +35,7 @@ def begin(ctx: EngineContext, project: Project) -> None:
     except Exception as exc:
         ctx.fail(project, f"cannot create the project's broker users: {exc}")
         return
+    start_tracking_user(ctx, project)
     for warning in project.warnings:
         ctx.emit(project, EventKind.LOG, f"warning: {warning}")
     try:
@@ -103,17 +105,45 @@ def built(ctx: EngineContext, project: Project, manifest: ImageManifest) -> None
     deploy_actors(ctx, project)
 
 
+def start_tracking_user(ctx: EngineContext, project: Project) -> None:
+    """Make the MLflow user of the project's aggregator off the worker thread (``deploy_actors`` waits for it)."""
+    made: Future[None] = Future()
+    grant = ctx.tracking_accounts.grant
+    experiment, model = specs.experiment_name(project), specs.model_name(project)
+
+    def work() -> None:
+        try:
+            grant(project.id, experiment, model)
+        except Exception as exc:
+            made.set_exception(exc)
+        else:
+            made.set_result(None)
+
+    ctx.tracking_users[project.id] = made
+    ctx.run_io(work)
+
+
 def deploy_actors(ctx: EngineContext, project: Project) -> None:
-    """Stage 4: the aggregator anywhere, one learner per learner node holding the data tags."""
+    """Stage 4: the aggregator anywhere, one learner per learner node holding the data tags.
+
+    Once the aggregator's MLflow user exists (checked again every 50 ms while it is being made).
+    """
+    if project.id not in ctx.active:
+        return
+    made = ctx.tracking_users.get(project.id)
+    if made is None:  # a restarted manager: make it now
+        start_tracking_user(ctx, project)
+        made = ctx.tracking_users[project.id]
+    if not made.done():
+        ctx.later(0.05, lambda: deploy_actors(ctx, project))
+        return
+    if made.exception() is not None:
+        ctx.fail(project, f"cannot create the aggregator's MLflow user: {made.exception()}")
+        return
     manifest = project.manifest
     assert manifest is not None
     ctx.enter(project, Stage.ACTOR_DEPLOYMENT, ctx.settings.timeout_actor_deployment_s)
     tc = project.sla.training_configuration
-    try:
-        ctx.tracking_accounts.grant(project.id, specs.experiment_name(project), specs.model_name(project))
-    except Exception as exc:
-        ctx.fail(project, f"cannot create the aggregator's MLflow user: {exc}")
-        return
     if tc.hierarchical:
         try:
             hierarchy.deploy(ctx, project, manifest)

@@ -5,6 +5,10 @@ as MLflow's admin, makes a user ``flops-agg-<project id>`` before it deploys the
 it ``EDIT`` on the project's experiment (made here if missing) and on the registered model its versions go
 to, and deletes the user (and so its grants) when the project ends. Its password is an HMAC of the
 manager's own MLflow password: nothing new is stored and a restarted manager finds it again.
+
+MLflow checks the admin's password hash on every request (~0.1 s of CPU each, seconds on a loaded
+machine), so the engine makes the user off its worker thread from the project's start on, while the
+observer starts and the images are looked up (``lifecycle.start_tracking_user``).
 """
 
 from __future__ import annotations
@@ -75,15 +79,18 @@ class MlflowProjectUsers:
         return body
 
     def _experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, made now unless it exists (one call in the usual case)."""
+        made = self._call("POST", "2.0/mlflow/experiments/create", {"name": name}, ok_if_exists=True)
+        if made:
+            return str(made["experiment_id"])
         answer = httpx.get(
             f"{self._uri}/api/2.0/mlflow/experiments/get-by-name",
             params={"experiment_name": name},
             auth=(self._admin.username, self._admin.password.get_secret_value()),
             timeout=_TIMEOUT_S,
         )
-        if answer.status_code == 200:
-            return str(answer.json()["experiment"]["experiment_id"])
-        return str(self._call("POST", "2.0/mlflow/experiments/create", {"name": name})["experiment_id"])
+        answer.raise_for_status()
+        return str(answer.json()["experiment"]["experiment_id"])
 
     def _registered_model(self, name: str) -> None:
         self._call("POST", "2.0/mlflow/registered-models/create", {"name": name}, ok_if_exists=True)

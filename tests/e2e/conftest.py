@@ -73,7 +73,9 @@ def auth_suite() -> Iterator[EmbeddedSuite]:
     """An embedded suite whose broker and MLflow server need credentials and whose services run as
     unprivileged users of their own (three learner nodes)."""
     with isolated_home("flops-auth-home-") as home:
-        suite = make_test_suite(home, {"FLOPS_LOCAL_LEARNER_NODES": "3"}, auth=True, isolated=True)
+        # The hostile test's learner waits in stage 4 until the normal project trains beside it.
+        env = {"FLOPS_LOCAL_LEARNER_NODES": "3", "FLOPS_TIMEOUT_ACTOR_DEPLOYMENT_S": "600"}
+        suite = make_test_suite(home, env, auth=True, isolated=True)
         with suite.running():
             yield suite
 

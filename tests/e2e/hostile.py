@@ -91,9 +91,11 @@ def run_hostile_beside_victim(
 
     # The hostile project first: its learner waits for the target (target.json) once deployed.
     hostile_id = admin.submit(hostile_sla(suite))["project_id"]
-    assert wait_stage(admin, hostile_id, 4)["status"] == "running"
+    hostile = wait_stage(admin, hostile_id, 4, timeout_s=600)
+    assert hostile["status"] == "running", hostile.get("cause")
     victim_id = admin.submit(example_sla(suite, "digits_sklearn", training_rounds=6))["project_id"]
-    assert wait_stage(admin, victim_id, 5)["stage"] == 5
+    victim = wait_stage(admin, victim_id, 5, timeout_s=600)
+    assert victim["stage"] == 5 and victim["status"] == "running", (victim["status"], victim.get("cause"))
     victim_experiment = experiment_id(suite, f"flops-admin-{victim_id}")
     target = {
         "victim_project": victim_id,

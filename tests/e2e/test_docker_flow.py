@@ -59,7 +59,9 @@ def containers(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFac
     """A suite whose manager runs every service as a container on the session's engine."""
     engine = docker_engine
     # Authenticated broker and MLflow: their passwords reach containers in a mounted file only.
-    suite = suite_on_engine(engine, tmp_path_factory.mktemp("flops-docker-home"), "docker", auth=True)
+    # The hostile test's learner waits in stage 4 until the normal project trains beside it.
+    home = tmp_path_factory.mktemp("flops-docker-home")
+    suite = suite_on_engine(engine, home, "docker", auth=True, FLOPS_TIMEOUT_ACTOR_DEPLOYMENT_S="600")
     try:
         suite.up()
         admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
@@ -268,7 +270,7 @@ def test_learner_container_killed_fails_the_project_within_the_round_timeout(con
     _assert_no_container_left(setup, project_id)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)  # run alone (not after the first test), the hostile repo's images are built cold
 def test_hostile_repo_in_confined_containers_reaches_nothing_of_a_project_beside_it(containers: DockerSetup) -> None:
     setup = containers
     seen: dict[str, dict[str, Any]] = {}

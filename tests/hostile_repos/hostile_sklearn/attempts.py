@@ -135,7 +135,8 @@ def mqtt_read_foreign_events(home, target):
     client.connect(bus.get("host", "127.0.0.1"), int(bus.get("port", 1883)), keepalive=10)
     client.loop_start()
     try:
-        subscribed.wait(5)
+        if not subscribed.wait(30):  # a loaded machine: the connection can take seconds
+            raise TimeoutError("never connected and subscribed to the broker")
         victim = target["victim_project"]
         forged = {
             "event_id": uuid.uuid4().hex,

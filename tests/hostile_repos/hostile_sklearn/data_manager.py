@@ -19,7 +19,7 @@ class DataManager:
     def _target(self):
         """The victim, named by the test in ``target.json`` beside the data (waits for it)."""
         path = os.path.join(self.data_dir, "target.json")
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600
         while not os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.5)
         with open(path) as fh:
