@@ -12,6 +12,8 @@ the engine's socket (it builds and pushes images) and stays root; it is still he
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from flops_manager.orchestrator.base import ServiceRole, ServiceSpec
@@ -48,3 +50,18 @@ def container_options(spec: ServiceSpec) -> dict[str, Any]:
             "tmpfs": dict.fromkeys(WRITABLE_DIRS, TMPFS_OPTIONS),
         }
     return options
+
+
+def share_with_container_user(folder: Path) -> None:
+    """Let the containers' user read ``folder`` (a learner's data tag) through its group, nobody else.
+
+    Data lands root's and private (mock data, ``flops data add``); each learner deployment sets it again.
+    """
+    for walked, _dirs, files in os.walk(folder):
+        os.chown(walked, 0, CONTAINER_UID)
+        os.chmod(walked, 0o2750)
+        for name in files:
+            path = Path(walked) / name
+            if not path.is_symlink():
+                os.chown(path, 0, CONTAINER_UID)
+                os.chmod(path, 0o640)

@@ -18,6 +18,7 @@ from docker.errors import APIError, NotFound
 
 from flops_common.oci_registry import REGISTRY_CA_ENV
 from flops_manager.orchestrator.base import Node, Orchestrator, ServiceHandle, ServiceRole, ServiceSpec
+from flops_manager.orchestrator.container_hardening import share_with_container_user
 
 LABEL_MANAGED, LABEL_INSTANCE, LABEL_PROJECT, LABEL_SERVICE, LABEL_ROLE, LABEL_NODE = (
     f"org.flops.{name}" for name in ("managed", "instance", "project", "service", "role", "node")
@@ -129,6 +130,7 @@ class DockerBackedOrchestrator(Orchestrator):
             for tag in spec.placement.data_tags:
                 tag_dir = Path(node.data_dir) / tag
                 tag_dir.mkdir(parents=True, exist_ok=True)
+                share_with_container_user(tag_dir)
                 binds.append(Bind(str(tag_dir), str(tag_dir), read_only=True))
         binds += [Bind(path, path, read_only=True) for path in spec.read_only_paths if Path(path).is_dir()]
         if spec.role is ServiceRole.BUILDER:
