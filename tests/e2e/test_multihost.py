@@ -284,14 +284,13 @@ def test_late_host_gets_a_learner_and_known_hosts_do_not_pull_again(three_hosts:
 
 
 def _learner_images(client: Any) -> list[str]:
-    """The FL learner images an engine holds."""
-    return [t for i in client.images.list() for t in i.tags if "/flops/learner:" in t]
+    """The FL learner images an engine holds, by digest (Swarm pulls them pinned: no tag is kept)."""
+    return [d for i in client.images.list() for d in i.attrs.get("RepoDigests") or [] if "/flops/learner@" in d]
 
 
 def _timed_pulls(client: Any, repository: str) -> str:
     """Seconds to pull a cached image again (a manifest check), then, removed, from the registry (first pull)."""
-    (image,) = [i for i in client.images.list() if any(repository in t for t in i.tags)]
-    tag = next(t for t in image.tags if repository in t)
+    tag = sorted({d for i in client.images.list() for d in i.attrs.get("RepoDigests") or [] if repository in d})[0]
     started = time.monotonic()
     client.images.pull(tag)
     cached_s = time.monotonic() - started
