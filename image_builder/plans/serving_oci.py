@@ -44,7 +44,7 @@ SERVING_DEPS_REPOSITORY = "flops/serving-deps"
 MODEL_DIR = "/opt/flops/model"
 CUDA_TORCH_NOTE = (
     "no local torch wheel in FLOPS_UV_FIND_LINKS: PyPI's Linux torch is a CUDA build whose nvidia-* and triton "
-    "packages add ~3.4 GB to the serving image; a CPU-only torch wheel in a find-links directory keeps it ~0.7 GB"
+    "packages add ~3.4 GB to the serving image"
 )
 # The flavor's own library, imported by its MLflow loader when the model loads.
 FLAVOR_MODULES = {"sklearn": ("sklearn", "skops.io"), "pytorch": ("torch",)}
