@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from flops_common.sla import ModelFlavor
 
-# Bump when fl_actors or the build recipe changes what an actor image holds.
+# Bump when the build recipe changes what an actor image holds; the actors' code itself is hashed into
+# the key the manager looks up (image_builder.actor_runtime.actor_runtime_id).
 ACTOR_RUNTIME_VERSION = "1"
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+
+from flops_common.image_key import ACTOR_RUNTIME_VERSION
 
 FLWR_REQUIREMENT = "flwr==1.41.0"
 # The MLflow client matches the tracking server of the suite (mlflow in /work/main/uv.lock).
@@ -62,6 +65,13 @@ def runtime_source_hash(packages: Sequence[str] = (*RUNTIME_PACKAGES, COMPAT_PAC
             digest.update(path.read_bytes())
             digest.update(b"\0")
     return digest.hexdigest()
+
+
+@functools.cache
+def actor_runtime_id() -> str:
+    """The ``runtime`` of an image key: the recipe version and the hash of the actors' FLOps code, so an
+    upgraded FLOps never takes an image built with older actor code (its jobs may not read the new ones)."""
+    return f"{ACTOR_RUNTIME_VERSION}-{runtime_source_hash()[:16]}"
 
 
 def copy_runtime_packages(site_packages: Path, packages: Sequence[str] = RUNTIME_PACKAGES) -> None:

@@ -19,6 +19,7 @@ from flops_manager.projects import hierarchy, post_training, specs
 from flops_manager.projects.context import EngineContext
 from flops_manager.projects.models import Project
 from flops_manager.projects.repo_refs import RefResolutionError
+from image_builder.actor_runtime import actor_runtime_id
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,11 @@ def resolved(ctx: EngineContext, project_id: str, commit: str | None, error: str
         return
     sla = project.sla
     key = ImageKey(
-        repo_url=sla.ml_repo_url, commit=commit, flavor=sla.ml_model_flavor, platform=sla.supported_platforms[0]
+        repo_url=sla.ml_repo_url,
+        commit=commit,
+        flavor=sla.ml_model_flavor,
+        platform=sla.supported_platforms[0],
+        runtime=actor_runtime_id(),
     )
     project.commit, project.image_key, project.image_digest = commit, key, key.digest
     manifest = ctx.registry.lookup(key)

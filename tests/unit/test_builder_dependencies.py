@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from flops_common.image_key import ImageKey
+from flops_common.image_key import ACTOR_RUNTIME_VERSION, ImageKey
 from flops_common.sla import ModelFlavor
+from image_builder import actor_runtime
 from image_builder.actor_runtime import MLFLOW_VERSION
 from image_builder.dependencies import (
     dependency_hash,
@@ -206,3 +208,15 @@ def test_resolver_message_is_quoted_short(output: str) -> None:
 def test_other_uv_errors_keep_their_error_lines() -> None:
     output = "Resolved 3 packages\nerror: Failed to fetch: `https://x`\n  Caused by: connection refused\n"
     assert failure_summary(output) == "error: Failed to fetch: `https://x` Caused by: connection refused"
+
+
+def test_the_managers_image_key_changes_with_the_actors_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image built with older actor code is never a cache hit for newer FLOps (its jobs would not parse)."""
+    current = actor_runtime.actor_runtime_id()
+    assert current == f"{ACTOR_RUNTIME_VERSION}-{actor_runtime.runtime_source_hash()[:16]}"
+    changed = tmp_path / "fl_actors"
+    shutil.copytree(actor_runtime.package_dir("fl_actors"), changed)
+    (changed / "jobs_changed.py").write_text("NEW_FIELD = 1\n")
+    original = actor_runtime.package_dir
+    monkeypatch.setattr(actor_runtime, "package_dir", lambda name: changed if name == "fl_actors" else original(name))
+    assert actor_runtime.runtime_source_hash()[:16] != current.split("-", 1)[1]
