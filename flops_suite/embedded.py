@@ -355,7 +355,8 @@ class EmbeddedSuite:
         return f"user {user}\nallow_anonymous false\npassword_file {password_file}\nacl_file {acl_file}\n"
 
     def _write_mlflow_auth_config(self) -> None:
-        """MLflow's auth config: its user database under the suite home, no permissions by default.
+        """MLflow's auth config: its user database under the suite home, no permissions by default, and
+        verified logins cached.
 
         The admin user and password come from the environment (``MLFLOW_AUTH_ADMIN_*``), not this file.
         """
@@ -364,7 +365,10 @@ class EmbeddedSuite:
             "[mlflow]\n"
             "default_permission = NO_PERMISSIONS\n"
             f"database_uri = sqlite:///{self.home / 'data' / 'mlflow-auth.db'}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Without it every request pays a PBKDF2 check (seconds per model logged on 2 cores); with one
+            # worker a deleted user or a changed password leaves the cache at once.
+            "auth_cache_ttl_seconds = 300\n",
         )
 
     def start_manager(self) -> None:
