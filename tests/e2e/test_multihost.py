@@ -187,7 +187,10 @@ def test_digits_runs_across_three_hosts_with_data_where_it_lives(three_hosts: Cl
         learner_hosts.add(host_name)
         data_dir = str(_host(setup, host_name).data_dir)
         mounts = services[name].attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Mounts", [])
-        assert [(m["Source"], m.get("ReadOnly")) for m in mounts] == [(data_dir, True)], mounts
+        # Bind mounts: only the project's tag folder of its host, read-only (the rest are private tmpfs).
+        binds = [(m["Source"], m.get("ReadOnly")) for m in mounts if m.get("Type") == "bind"]
+        assert binds == [(f"{data_dir}/digits", True)], mounts
+        assert all(m.get("Type") in {"bind", "tmpfs"} for m in mounts), mounts
         job = next(e for e in services[name].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] if "FLOPS_JOB" in e)
         assert data_dir in job  # its host's data, and the aggregator's host's address for its SuperLink:
         assert f'"superlink_address":"{_host(setup, MANAGER).address}:' in job
