@@ -113,7 +113,7 @@ def test_a_customer_sees_no_backend_internals_of_a_running_project(
     project_id = carol.submit(sla)["project_id"]
     running = wait_stage(carol, project_id, 4)
     deadline = time.monotonic() + 60  # stage 4 is entered, then its actors are deployed
-    while {s["role"] for s in running["services"]} < {"aggregator", "learner"} and time.monotonic() < deadline:
+    while not {s["role"] for s in running["services"]} >= {"aggregator", "learner"} and time.monotonic() < deadline:
         time.sleep(0.2)
         running = carol.project(project_id)
     assert running["status"] == "running", running.get("cause")
