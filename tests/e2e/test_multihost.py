@@ -201,7 +201,12 @@ def test_digits_runs_across_three_hosts_with_data_where_it_lives(three_hosts: Cl
     # No password in any service spec or in any container's configuration on any host.
     creds = setup.suite.credentials()
     passwords = [creds.mqtt_password.get_secret_value(), creds.mlflow_password.get_secret_value()]
+    # Training starts once the run is submitted; a learner host may still be pulling its image then.
+    deadline = time.monotonic() + 180
     containers = _project_containers(setup, project_id)
+    while not all(containers[h] for h in (LEARNER_1, LEARNER_2, MANAGER)) and time.monotonic() < deadline:
+        time.sleep(1)
+        containers = _project_containers(setup, project_id)
     assert containers[LEARNER_1] and containers[LEARNER_2] and containers[MANAGER]
     inspected = json.dumps([s.attrs for s in services.values()])
     inspected += json.dumps([c.attrs for found in containers.values() for c in found])
