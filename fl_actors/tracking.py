@@ -8,9 +8,16 @@ Where to log comes from MLflow's own variables, set by the aggregator:
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
+import logging
 import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +27,12 @@ from fl_actors.run_config import RunSettings
 from flops_common.redaction import strip_userinfo
 from flops_common.sla import ModelFlavor
 
+log = logging.getLogger("flwr")  # Flower's logger: shows in the run's log
+
 MODEL_NAME = "model"
 DEFAULT_EXPERIMENT = "flops"
+LOGIN_TIMEOUT_S = 120.0
+_NOT_YET = (401, 403, 404)  # the project's user, its grant or its experiment is still being made
 
 
 @dataclass(frozen=True)
@@ -91,10 +102,59 @@ def keras_signature(model: Any, input_example: Any) -> Any:
     )
 
 
+def access_checks(environ: Mapping[str, str]) -> list[str]:
+    """The MLflow REST paths the aggregator's login must read before it logs (none without a login)."""
+    uri = environ.get(env.MLFLOW_TRACKING_URI, "")
+    if not environ.get("MLFLOW_TRACKING_USERNAME") or not uri.startswith(("http://", "https://")):
+        return []
+    experiment = environ.get(env.MLFLOW_EXPERIMENT_NAME) or DEFAULT_EXPERIMENT
+    paths = [f"2.0/mlflow/experiments/get-by-name?{urllib.parse.urlencode({'experiment_name': experiment})}"]
+    model = environ.get(env.REGISTERED_MODEL)
+    if model:
+        paths.append(f"2.0/mlflow/registered-models/get?{urllib.parse.urlencode({'name': model})}")
+    return paths
+
+
+def wait_for_access(environ: Mapping[str, str], timeout_s: float = LOGIN_TIMEOUT_S, poll_s: float = 0.2) -> float:
+    """Wait until this aggregator's MLflow login can read its experiment and registered model; return the
+    seconds waited.
+
+    The manager makes the project's MLflow user beside the deployment (its password is derived, so the
+    aggregator already holds it): seconds before the first run is submitted, rarely after. An answer other
+    than 401/403/404 is left to MLflow's client to report.
+    """
+    paths = access_checks(environ)
+    if not paths:
+        return 0.0
+    base = strip_userinfo(environ.get(env.MLFLOW_TRACKING_URI, "")).rstrip("/")
+    login = f"{environ['MLFLOW_TRACKING_USERNAME']}:{environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
+    header = "Basic " + base64.b64encode(login.encode()).decode()
+    started = time.monotonic()
+    for path in paths:
+        while True:
+            request = urllib.request.Request(f"{base}/api/{path}", headers={"Authorization": header})
+            try:
+                with urllib.request.urlopen(request, timeout=10):
+                    break
+            except urllib.error.HTTPError as exc:
+                if exc.code not in _NOT_YET:
+                    break
+                if time.monotonic() - started >= timeout_s:
+                    raise RuntimeError(
+                        f"MLflow refused the project's login for {timeout_s:.0f} s "
+                        f"(HTTP {exc.code} on {path.split('?')[0]}): its user was not made"
+                    ) from None
+            time.sleep(poll_s)
+    return time.monotonic() - started
+
+
 class MlflowTracker:
     """One MLflow run: params, per-round metrics, the final model."""
 
     def __init__(self, run_name: str, tags: dict[str, str]) -> None:
+        waited = wait_for_access(os.environ)
+        if waited >= 1.0:
+            log.info("waited %.1f s for the project's MLflow login", waited)
         import mlflow
 
         self._mlflow = mlflow

@@ -111,40 +111,42 @@ def built(ctx: EngineContext, project: Project, manifest: ImageManifest) -> None
 
 
 def start_tracking_user(ctx: EngineContext, project: Project) -> None:
-    """Make the MLflow user of the project's aggregator off the worker thread (``deploy_actors`` waits for it)."""
+    """Make the MLflow user of the project's aggregator off the worker thread; fail the project if it cannot be.
+
+    Nothing waits for it: its password is derived (``tracking.project_users``), so the aggregator is deployed
+    at once and waits for its login itself before its first MLflow call (``fl_actors.tracking``), seconds
+    later, after its SuperLink started.
+    """
     made: Future[None] = Future()
     grant = ctx.tracking_accounts.grant
     experiment, model = specs.experiment_name(project), specs.model_name(project)
+    project_id = project.id
+
+    def failed(cause: str) -> None:
+        active = ctx.active.get(project_id)
+        if active is not None:
+            ctx.fail(active, f"cannot create the aggregator's MLflow user: {cause}")
 
     def work() -> None:
         try:
-            grant(project.id, experiment, model)
+            grant(project_id, experiment, model)
         except Exception as exc:
             made.set_exception(exc)
+            cause = str(exc)
+            ctx.call(lambda: failed(cause))
         else:
             made.set_result(None)
 
-    ctx.tracking_users[project.id] = made
+    ctx.tracking_users[project_id] = made
     ctx.run_io(work)
 
 
 def deploy_actors(ctx: EngineContext, project: Project) -> None:
-    """Stage 4: the aggregator anywhere, one learner per learner node holding the data tags.
-
-    Once the aggregator's MLflow user exists (checked again every 50 ms while it is being made).
-    """
+    """Stage 4: the aggregator anywhere, one learner per learner node holding the data tags."""
     if project.id not in ctx.active:
         return
-    made = ctx.tracking_users.get(project.id)
-    if made is None:  # a restarted manager: make it now
+    if project.id not in ctx.tracking_users:  # a restarted manager: make it now
         start_tracking_user(ctx, project)
-        made = ctx.tracking_users[project.id]
-    if not made.done():
-        ctx.later(0.05, lambda: deploy_actors(ctx, project))
-        return
-    if made.exception() is not None:
-        ctx.fail(project, f"cannot create the aggregator's MLflow user: {made.exception()}")
-        return
     manifest = project.manifest
     assert manifest is not None
     ctx.enter(project, Stage.ACTOR_DEPLOYMENT, ctx.settings.timeout_actor_deployment_s)

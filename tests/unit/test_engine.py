@@ -3,6 +3,8 @@ restart, duplicate and out-of-order event, and cancel in every stage."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from flops_common.events import EventKind, Source, make_event
@@ -432,3 +434,51 @@ def test_what_validation_changed_in_the_sla_is_a_warning_on_the_project(make_har
     project = h.project(pid)
     assert project.warnings == low.warnings and "raised to" in project.warnings[0]
     assert any(e.message == f"warning: {low.warnings[0]}" for e in h.store.list_events(pid))
+
+
+class _SlowTrackingAccounts:
+    """MLflow users made later (``finish``) or refused, as MLflow's admin API may do."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
+        self.pending: list[str] = []
+
+    def grant(self, project_id: str, experiment: str, registered_model: str | None) -> None:
+        if self.error:
+            raise RuntimeError(self.error)
+        self.pending.append(project_id)
+
+    def revoke(self, project_id: str) -> None:
+        pass
+
+
+def test_actors_are_deployed_while_the_aggregators_mlflow_user_is_still_being_made(
+    make_harness: HarnessFactory,
+) -> None:
+    h = make_harness()
+    warm = submit(h)
+    to_deployment(h, warm)
+    h.registry.manifests[h.key(warm).digest] = manifest_for(h.key(warm))
+    deferred: list[object] = []
+    run_io = h.engine.ctx.run_io
+
+    def never_make_users(work: Callable[[], None]) -> None:  # the user is never finished
+        deferred.append(work) if work.__qualname__.startswith("start_tracking_user") else run_io(work)
+
+    h.engine.ctx.run_io = never_make_users
+    pid = submit(h)
+    observer_ready(h, pid)
+    assert deferred, "the MLflow user was not started"
+    assert h.project(pid).stage == Stage.ACTOR_DEPLOYMENT
+    assert {"aggregator", "learner-0", "learner-1"} <= set(h.orchestrator.running(pid))
+
+
+def test_an_mlflow_user_that_cannot_be_made_fails_the_project_and_undeploys_it(make_harness: HarnessFactory) -> None:
+    h = make_harness()
+    h.engine.ctx.tracking_accounts = _SlowTrackingAccounts(error="HTTP 500 database is locked")
+    pid = submit(h)
+    project = h.project(pid)
+    assert project.status == ProjectStatus.FAILED
+    assert "cannot create the aggregator's MLflow user: HTTP 500 database is locked" in (project.cause or "")
+    h.advance(60)
+    assert h.orchestrator.running(pid) == []

@@ -38,7 +38,7 @@ def test_a_jobs_training_configuration_reaches_the_server_app_whole() -> None:
     assert settings.flavor == ModelFlavor.PYTORCH
     assert settings.project_id == "p-1"
     assert settings.connect_timeout_s == 120.0
-    assert (settings.eval_in_train, settings.poll_interval_s) == (True, 0.5)
+    assert (settings.eval_in_train, settings.poll_interval_s) == (True, 0.1)
 
 
 def test_every_declared_key_is_a_settings_field_with_its_default() -> None:
@@ -48,7 +48,7 @@ def test_every_declared_key_is_a_settings_field_with_its_default() -> None:
         "flavor": "sklearn",
         "project-id": "",
         "eval-in-train": True,
-        "poll-interval-s": 0.5,
+        "poll-interval-s": 0.1,
         "connect-timeout-s": 300.0,
         "clusters": 0,
     }
