@@ -99,7 +99,8 @@ def main(args: Sequence[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None)
     opts = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic"):  # a line per HTTP call; alembic's plugin setup (Flower's LinkState imports)
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     started = time.monotonic()
     app_dir = str(Path(opts.preload_app_dir).resolve()) if opts.preload_app_dir else None
