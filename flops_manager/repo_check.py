@@ -31,7 +31,7 @@ from image_builder import trial_round
 from image_builder.actor_runtime import learner_requirements, runtime_source_hash
 from image_builder.clone import clone_commit
 from image_builder.contract import check_contract
-from image_builder.dependencies import Dependencies, resolve_dependencies
+from image_builder.dependencies import Dependencies, dependency_hash, resolve_dependencies
 from image_builder.errors import BuildError
 from image_builder.import_check import format_failure, remove_bytecode
 from image_builder.plans.local import LEARNER, host_platform
@@ -96,14 +96,29 @@ def fetch_repo(source: str, dest: Path) -> str:
     return clone_commit(source, head[0], dest)
 
 
-def check_env(home: Path, registry: Path, deps: Dependencies, flavor: str, find_links: list[str]) -> Path:
-    """A learner runtime for ``deps``: the registry's if built, else one cached under ``home/check-envs``."""
-    built = env_dir(registry, deps.hash, LEARNER)
-    if is_complete(built):
-        return built
+def learner_hashes(deps: Dependencies, key: ImageKey) -> list[str]:
+    """The dependency hashes of ``deps`` under every flavor, ``key``'s own first: a learner runtime holds the
+    same packages whatever the flavor (only the aggregator's differ), so any of them serves a check."""
+    others = [f for f in ModelFlavor if f != key.flavor]
+    source = runtime_source_hash()
+    return [deps.hash] + [
+        dependency_hash(list(deps.requirements), key.model_copy(update={"flavor": f}), source, deps.packages)
+        for f in others
+    ]
+
+
+def check_env(home: Path, registry: Path, deps: Dependencies, key: ImageKey, find_links: list[str]) -> Path:
+    """A learner runtime for ``deps``: one the builder made (under any flavor), else one cached under
+    ``home/check-envs`` (likewise), else a new one cached there."""
+    hashes = learner_hashes(deps, key)
+    for found in (
+        *(env_dir(registry, h, LEARNER) for h in hashes),
+        *(home / "check-envs" / h for h in hashes),
+    ):
+        if is_complete(found):
+            return found
+    flavor = key.flavor.value
     cached = home / "check-envs" / deps.hash
-    if is_complete(cached):
-        return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{deps.hash}-", dir=cached.parent))
     try:
@@ -254,7 +269,7 @@ def check_repo(
                 report.details["requirements"] = list(deps.requirements)
                 report.details["dropped"] = list(deps.dropped)
             with _step(report, BuildStep.ENVIRONMENTS.value, notify):
-                env = check_env(home, registry, deps, flavor.value, find_links or [])
+                env = check_env(home, registry, deps, key, find_links or [])
                 report.details["runtime"] = str(env)
             data = data_dir if data_dir is not None else mock_data_dir(home)
             report.details["data_dir"] = str(data)
