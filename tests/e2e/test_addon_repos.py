@@ -148,6 +148,7 @@ def test_addon_sklearn_repo_trains_on_parquet_node_data(
 ) -> None:
     project = wait_final(admin, admin.submit(_sla(suite, "digits_sklearn", "addon_digits_sklearn"))["project_id"])
     _assert_trained(suite, admin, project, min_accuracy=0.85)
+    assert_learned(admin, suite.mlflow_url, project, TAG, "logistic", pool=pooled_parquet_digits)
     build = [
         e for e in admin.events(project["id"]) if e["kind"] == "build_step" and e["data"].get("step") == "dependencies"
     ]
