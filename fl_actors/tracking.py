@@ -148,6 +148,19 @@ def wait_for_access(environ: Mapping[str, str], timeout_s: float = LOGIN_TIMEOUT
     return time.monotonic() - started
 
 
+def tensorflow_serialization(model: Any, flavor: ModelFlavor) -> str:
+    """How MLflow's keras/tensorflow flavor stores ``model``: ``keras`` (a ``.keras`` file) or ``saved_model``.
+
+    mlflow.keras writes every Keras 3 model as ``.keras``; mlflow.tensorflow does too for a Keras model on
+    TensorFlow >= 2.16 (it loads back as a Keras model), and a TensorFlow SavedModel only for a plain
+    ``tf.Module`` (it loads back as the restored module).
+    """
+    if flavor == ModelFlavor.KERAS:
+        return "keras"
+    keras_model = importlib.import_module("tensorflow").keras.Model
+    return "keras" if isinstance(model, keras_model) else "saved_model"
+
+
 class MlflowTracker:
     """One MLflow run: params, per-round metrics, the final model."""
 
@@ -229,10 +242,8 @@ class MlflowTracker:
                 input_example=input_example,
             )
         elif flavor in (ModelFlavor.KERAS, ModelFlavor.TENSORFLOW):
-            # mlflow.keras saves a Keras 3 model as ``.keras`` (any backend); mlflow.tensorflow as a
-            # TensorFlow SavedModel (a Keras model on TensorFlow or a ``tf.Module``).
             module = importlib.import_module(f"mlflow.{flavor.value}")
-            self._mlflow.set_tag("flops.model_serialization", "keras" if flavor == ModelFlavor.KERAS else "saved_model")
+            self._mlflow.set_tag("flops.model_serialization", tensorflow_serialization(model, flavor))
             module.log_model(
                 model,
                 name=MODEL_NAME,

@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,18 +31,19 @@ from image_builder import trial_round
 from image_builder.actor_runtime import learner_requirements, runtime_source_hash
 from image_builder.clone import clone_commit
 from image_builder.contract import check_contract
-from image_builder.dependencies import Dependencies, resolve_dependencies
+from image_builder.dependencies import Dependencies, dependency_hash, resolve_dependencies
 from image_builder.errors import BuildError
 from image_builder.import_check import format_failure, remove_bytecode
 from image_builder.plans.local import LEARNER, host_platform
 from image_builder.steps import BuildStep
 from image_builder.uv_tool import UvError, failure_summary
-from image_builder.venvs import create_runtime, env_python, is_complete, mark_complete
+from image_builder.venvs import create_runtime, env_python, is_complete, mark_complete, site_packages
 
 TRIAL = "trial_round"  # the step after the builder's: one local round, as a learner runs it
 TRIAL_TIMEOUT_S = 600
 MOCK_TAG = "check"
 MOCK_SAMPLES = 200
+MAX_RUNTIME_DONORS = 3  # bytecode donors besides FLOps' own environment: the newest runtimes
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "TZ")
 
 
@@ -93,14 +96,29 @@ def fetch_repo(source: str, dest: Path) -> str:
     return clone_commit(source, head[0], dest)
 
 
-def check_env(home: Path, registry: Path, deps: Dependencies, flavor: str, find_links: list[str]) -> Path:
-    """A learner runtime for ``deps``: the registry's if built, else one cached under ``home/check-envs``."""
-    built = env_dir(registry, deps.hash, LEARNER)
-    if is_complete(built):
-        return built
+def learner_hashes(deps: Dependencies, key: ImageKey) -> list[str]:
+    """The dependency hashes of ``deps`` under every flavor, ``key``'s own first: a learner runtime holds the
+    same packages whatever the flavor (only the aggregator's differ), so any of them serves a check."""
+    others = [f for f in ModelFlavor if f != key.flavor]
+    source = runtime_source_hash()
+    return [deps.hash] + [
+        dependency_hash(list(deps.requirements), key.model_copy(update={"flavor": f}), source, deps.packages)
+        for f in others
+    ]
+
+
+def check_env(home: Path, registry: Path, deps: Dependencies, key: ImageKey, find_links: list[str]) -> Path:
+    """A learner runtime for ``deps``: one the builder made (under any flavor), else one cached under
+    ``home/check-envs`` (likewise), else a new one cached there."""
+    hashes = learner_hashes(deps, key)
+    for found in (
+        *(env_dir(registry, h, LEARNER) for h in hashes),
+        *(home / "check-envs" / h for h in hashes),
+    ):
+        if is_complete(found):
+            return found
+    flavor = key.flavor.value
     cached = home / "check-envs" / deps.hash
-    if is_complete(cached):
-        return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{deps.hash}-", dir=cached.parent))
     try:
@@ -121,6 +139,24 @@ def check_env(home: Path, registry: Path, deps: Dependencies, flavor: str, find_
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return cached
+
+
+def bytecode_donors(home: Path, registry: Path, env: Path) -> list[Path]:
+    """``site-packages`` dirs whose bytecode the round in ``env`` takes for what it imports without any
+    (``trial_round.adopt_donor_bytecode``): FLOps' own environment (when it is a virtualenv) and the newest
+    other complete runtimes of the registry and of earlier checks. Without them a new runtime compiles every
+    module the round imports (~8 s for scikit-learn and ``datasets`` on the loaded 2-core test machine)."""
+    donors: list[Path] = []
+    if sys.prefix != sys.base_prefix:
+        donors.append(Path(sysconfig.get_paths()["purelib"]))
+    runtimes = [
+        p
+        for p in (*(registry / "envs").glob("*/*"), *(home / "check-envs").glob("*"))
+        if is_complete(p) and p.resolve() != env.resolve()
+    ]
+    runtimes.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    donors += [site_packages(p) for p in runtimes[:MAX_RUNTIME_DONORS]]
+    return donors
 
 
 def _bundled_digits() -> tuple[Any, Any]:
@@ -166,8 +202,11 @@ def mock_data_dir(home: Path) -> Path:
     return folder
 
 
-def run_trial(python: Path, app_dir: Path, data_dir: Path, timeout_s: float = TRIAL_TIMEOUT_S) -> dict[str, Any]:
-    """The import probe and one local round in the runtime of ``python``: ``{"probe": ..., "trial": ...}``.
+def run_trial(
+    python: Path, app_dir: Path, data_dir: Path, donors: Sequence[Path] = (), timeout_s: float = TRIAL_TIMEOUT_S
+) -> dict[str, Any]:
+    """The import probe and one local round in the runtime of ``python``: ``{"probe": ..., "trial": ...}``;
+    modules without bytecode take the ``donors``' (``site-packages`` dirs) instead of being compiled.
 
     Raises CheckFailed when the process leaves no result.
     """
@@ -175,6 +214,7 @@ def run_trial(python: Path, app_dir: Path, data_dir: Path, timeout_s: float = TR
         result_path = Path(scratch) / "result.json"
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
         env.update({"FLOPS_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"})
+        env[trial_round.DONORS_ENV] = os.pathsep.join(str(d) for d in donors)
         # Bytecode is kept in the runtime (a cache): the next check of these dependencies starts warm.
         try:
             proc = subprocess.run(
@@ -229,11 +269,11 @@ def check_repo(
                 report.details["requirements"] = list(deps.requirements)
                 report.details["dropped"] = list(deps.dropped)
             with _step(report, BuildStep.ENVIRONMENTS.value, notify):
-                env = check_env(home, registry, deps, flavor.value, find_links or [])
+                env = check_env(home, registry, deps, key, find_links or [])
                 report.details["runtime"] = str(env)
             data = data_dir if data_dir is not None else mock_data_dir(home)
             report.details["data_dir"] = str(data)
-            result = run_trial(env_python(env), repo, data)
+            result = run_trial(env_python(env), repo, data, bytecode_donors(home, registry, env))
             _record(report, BuildStep.IMPORT_CHECK.value, result["probe"], notify)
             if not result["probe"].get("ok"):
                 raise BuildError(BuildStep.IMPORT_CHECK, format_failure(result["probe"]))

@@ -5,6 +5,9 @@ Usage: ``python -I trial_round.py APP_DIR RESULT_JSON`` with ``FLOPS_DATA_DIR`` 
 the data (``DataManager().get_data()``), then ``ModelManager()``: ``set_model_data``, a parameter round
 trip, ``fit_model`` and ``evaluate_model``. Writes ``{"probe": {...}, "trial": {...}}``, each
 ``{"ok": true, ...}`` or a failure like ``probe.py``'s (no trial when the probe failed).
+
+``FLOPS_BYTECODE_DONORS`` (``site-packages`` dirs, ``os.pathsep``-separated): a module imported without
+bytecode takes a donor's ``.pyc`` of the same source instead of being compiled (``bytecode_reuse.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +18,50 @@ import sys
 import time
 from typing import Any
 
+DONORS_ENV = "FLOPS_BYTECODE_DONORS"
+
 
 def _probe_module() -> Any:
     sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # probe.py sits next to this file
     import probe
 
     return probe
+
+
+def adopt_donor_bytecode(donors: list[str]) -> None:
+    """Before the interpreter compiles a module of this runtime's ``site-packages``, give it a donor's
+    bytecode of the same source: only what the round imports, a copy instead of a compile each."""
+    import importlib.machinery as machinery
+    import importlib.util
+    import sysconfig
+
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # bytecode_reuse.py sits next to this file
+    import bytecode_reuse
+
+    site = sysconfig.get_paths()["purelib"] + os.sep
+
+    class AdoptingLoader(machinery.SourceFileLoader):
+        def get_code(self, fullname: str) -> Any:
+            source = self.get_filename(fullname)
+            cached = importlib.util.cache_from_source(source)
+            if source.startswith(site) and not os.path.exists(cached):
+                relative_source, relative_pyc = source[len(site) :], cached[len(site) :]
+                for donor in donors:
+                    donor_pyc = os.path.join(donor, relative_pyc)
+                    if os.path.exists(donor_pyc) and bytecode_reuse.adopt(
+                        donor_pyc, os.path.join(donor, relative_source), source, cached
+                    ):
+                        break
+            return super().get_code(fullname)
+
+    # The interpreter's own finder with the source loader swapped (same order: extensions, source, bytecode).
+    hook = machinery.FileFinder.path_hook(
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (AdoptingLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    )
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
 
 
 def _samples(split: Any) -> int:
@@ -82,6 +123,9 @@ def main() -> None:
     """Entry point: run the trial in APP_DIR, write the result to RESULT_JSON."""
     app_dir, result_path = os.path.abspath(sys.argv[1]), sys.argv[2]
     os.chdir(app_dir)
+    donors = [d for d in os.environ.get(DONORS_ENV, "").split(os.pathsep) if os.path.isdir(d)]
+    if donors:
+        adopt_donor_bytecode(donors)
     started = time.monotonic()
     result: dict[str, Any] = {"probe": _probe_module().probe(app_dir)}
     result["probe"]["seconds"] = round(time.monotonic() - started, 3)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from image_builder.actor_runtime import RUNTIME_PACKAGES, copy_runtime_packages
+from image_builder.bytecode_reuse import adopt
 from image_builder.uv_tool import UvError, run_uv, uv_environment
 
 COMPLETE_MARKER = ".flops-env-complete"
@@ -112,38 +111,24 @@ def _compileall(env: Path) -> None:
         )
 
 
-def _same_source(a: Path, b: Path) -> bool:
-    """Whether two module files are the same file (uv hard-links both envs to its cache) or equal bytes
-    with the size and mtime a ``.pyc`` records."""
-    try:
-        if a.samefile(b):
-            return True
-        sa, sb = a.stat(), b.stat()
-    except OSError:
-        return False
-    return int(sa.st_mtime) == int(sb.st_mtime) and sa.st_size == sb.st_size and filecmp.cmp(a, b, shallow=False)
+def adopt_bytecode(donor: Path, target: Path) -> int:
+    """Give the modules of the ``site-packages`` dir ``target`` the ``.pyc`` files ``donor`` has for the
+    same source (:func:`image_builder.bytecode_reuse.adopt`); return how many. Modules that already have
+    bytecode are left alone."""
+    adopted = 0
+    for pyc in donor.rglob("__pycache__/*.pyc"):
+        package = pyc.parent.parent
+        module = pyc.name.split(".", 1)[0] + ".py"
+        dst_dir = target / package.relative_to(donor)
+        dst_pyc = dst_dir / "__pycache__" / pyc.name
+        if not dst_pyc.exists() and (dst_dir / module).is_file():
+            adopted += adopt(str(pyc), str(package / module), str(dst_dir / module), str(dst_pyc))
+    return adopted
 
 
 def share_bytecode(source: Path, target: Path) -> int:
-    """Link ``source``'s ``.pyc`` files into ``target`` where ``target`` has the same module source;
-    return how many. A ``.pyc`` is checked against its source's mtime and size, both equal here."""
-    src_root, dst_root = site_packages(source), site_packages(target)
-    shared = 0
-    for pyc in src_root.rglob("__pycache__/*.pyc"):
-        package = pyc.parent.parent
-        module = pyc.name.split(".", 1)[0] + ".py"
-        dst_dir = dst_root / package.relative_to(src_root)
-        if not _same_source(package / module, dst_dir / module):
-            continue
-        dst_cache = dst_dir / "__pycache__"
-        dst_cache.mkdir(exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            try:
-                os.link(pyc, dst_cache / pyc.name)
-            except OSError:
-                shutil.copy2(pyc, dst_cache / pyc.name)
-            shared += 1
-    return shared
+    """Give ``target``'s modules the ``.pyc`` files of the runtime ``source`` (:func:`adopt_bytecode`)."""
+    return adopt_bytecode(site_packages(source), site_packages(target))
 
 
 def compile_bytecode(primary: Path, others: Sequence[Path] = ()) -> None:

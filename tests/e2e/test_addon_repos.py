@@ -1,5 +1,7 @@
 """The Oakestra FLOps addon's ML repos run unchanged: addon-style repos (templates, ``load_dataset()``,
-conda-only ``conda.yaml``) train end to end on parquet node data put there with ``flops data add``."""
+conda-only ``conda.yaml``) train end to end on parquet node data put there with ``flops data add``.
+
+The Keras one trains with the ``tensorflow`` flavor (``tests/e2e/test_keras_flow.py`` covers ``keras``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -17,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from flops_manager.cli.client import ApiError, FlopsClient
 from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final
+from tests.e2e.learning import assert_learned, pooled_parquet_digits
 from tests.helpers.parquet_digits import write_digits_parquet
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +66,33 @@ def _sla(suite: EmbeddedSuite, example: str, repo: str) -> dict[str, Any]:
     sla = example_sla(suite, example, data_tags=[TAG], training_rounds=3, round_timeout_s=180)
     sla["ml_repo_url"] = suite.git_url(repo)
     return sla
+
+
+# Runs in the project's aggregator runtime (TensorFlow, mlflow-skinny): what the model loads back as.
+LOAD_MODEL = """
+import json, sys
+import mlflow, numpy as np
+native = mlflow.tensorflow.load_model(sys.argv[1])
+pyfunc = mlflow.pyfunc.load_model(sys.argv[1])
+x = np.zeros((3, 64), dtype=np.float32)
+print(json.dumps({
+    "native": type(native).__module__ + "." + type(native).__qualname__,
+    "keras_model": isinstance(native, __import__("keras").Model),
+    "pyfunc_shape": list(np.asarray(pyfunc.predict(x)).shape),
+}))
+"""
+
+
+def load_in_runtime(suite: EmbeddedSuite, python: Path, model_uri: str) -> dict[str, Any]:
+    """Load ``model_uri`` with ``mlflow.tensorflow`` and ``mlflow.pyfunc`` in the runtime of ``python``."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "SSL_CERT_FILE") if k in os.environ}
+    env |= {"MLFLOW_TRACKING_URI": suite.mlflow_url, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(
+        [str(python), "-c", LOAD_MODEL, model_uri], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 def _assert_trained(suite: EmbeddedSuite, admin: FlopsClient, project: dict[str, Any], min_accuracy: float) -> None:
@@ -117,6 +148,7 @@ def test_addon_sklearn_repo_trains_on_parquet_node_data(
 ) -> None:
     project = wait_final(admin, admin.submit(_sla(suite, "digits_sklearn", "addon_digits_sklearn"))["project_id"])
     _assert_trained(suite, admin, project, min_accuracy=0.85)
+    assert_learned(admin, suite.mlflow_url, project, TAG, "logistic", pool=pooled_parquet_digits)
     build = [
         e for e in admin.events(project["id"]) if e["kind"] == "build_step" and e["data"].get("step") == "dependencies"
     ]
@@ -134,6 +166,38 @@ def test_addon_pytorch_repo_trains_on_parquet_node_data(
         timeout_s=1200,
     )
     _assert_trained(suite, admin, project, min_accuracy=0.8)
+
+
+@pytest.mark.timeout(1200)  # a cold TensorFlow runtime (tensorflow, datasets) and three rounds on 2 shared cores
+def test_addon_keras_repo_trains_and_logs_the_tensorflow_flavor(
+    suite: EmbeddedSuite, admin: FlopsClient, addon_data: dict[str, int]
+) -> None:
+    sla = _sla(suite, "digits_keras", "addon_digits_keras")
+    sla["ml_model_flavor"] = "tensorflow"
+    project = wait_final(admin, admin.submit(sla)["project_id"], timeout_s=900)
+    assert project["status"] == "succeeded", project.get("cause")
+    assert project["rounds_completed"] == 3
+    assert_learned(admin, suite.mlflow_url, project, TAG, "mlp", pool=pooled_parquet_digits)
+    run_id = project["mlflow"]["run_id"]
+    client = MlflowClient(suite.mlflow_url)
+    assert client.get_run(run_id).data.tags["flops.model_serialization"] == "keras"
+
+    # Logged in MLflow's tensorflow flavor; registered, it loads back as a Keras model (TensorFlow >= 2.16
+    # stores a Keras model as .keras even in this flavor) and predicts through pyfunc.
+    models = client.search_logged_models(experiment_ids=[project["mlflow"]["experiment_id"]])
+    logged = [m for m in models if m.source_run_id == run_id and m.name == "model"]
+    assert len(logged) == 1
+    mlflow.set_tracking_uri(suite.mlflow_url)
+    info = mlflow.models.get_model_info(logged[0].model_uri)
+    assert {"tensorflow", "python_function"} <= set(info.flavors) and "keras" not in info.flavors
+    assert info.flavors["tensorflow"]["model_type"] == "keras"
+    assert info.signature is not None
+    version = mlflow.register_model(logged[0].model_uri, f"addon-keras-{project['id']}")
+    aggregator = Path(admin.project(project["id"])["manifest"]["aggregator"])
+    loaded = load_in_runtime(suite, aggregator / "bin" / "python", f"models:/{version.name}/{version.version}")
+    assert loaded["keras_model"] and loaded["native"].startswith("keras."), loaded
+    assert loaded["pyfunc_shape"] == [3, 10], loaded
+    assert_nothing_left(suite, project)
 
 
 def test_flops_check_on_this_machines_node_data(suite: EmbeddedSuite, addon_data: dict[str, int]) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from image_builder.venvs import compile_bytecode, share_bytecode, site_packages
+from image_builder.venvs import adopt_bytecode, compile_bytecode, share_bytecode, site_packages
 
 
 def _fake_env(root: Path) -> Path:
@@ -71,3 +71,35 @@ def test_nothing_is_shared_into_an_env_without_the_module(tmp_path: Path) -> Non
     compile_bytecode(primary)
     assert share_bytecode(primary, other) == 0
     assert not (site_packages(other) / "__pycache__").exists()
+
+
+def test_an_equal_source_with_another_mtime_takes_a_restamped_copy(tmp_path: Path) -> None:
+    donor, target = _fake_env(tmp_path / "donor"), _fake_env(tmp_path / "target")
+    src, dst = site_packages(donor) / "pkg", site_packages(target) / "pkg"
+    src.mkdir()
+    dst.mkdir()
+    (src / "same.py").write_text("S = 1\n")
+    (dst / "same.py").write_text("S = 1\n")  # another unpack of the same wheel: equal bytes, other mtime
+    os.utime(dst / "same.py", (1_600_000_000, 1_600_000_000))
+    (src / "other.py").write_text("O = 1\n")
+    (dst / "other.py").write_text("O = 2\n")  # same size, other bytes: compiled on its own
+    compile_bytecode(donor)
+    assert adopt_bytecode(site_packages(donor), site_packages(target)) == 1
+    tag = sys.implementation.cache_tag
+    adopted = dst / "__pycache__" / f"same.{tag}.pyc"
+    assert not adopted.samefile(src / "__pycache__" / f"same.{tag}.pyc")
+    assert not (dst / "__pycache__" / f"other.{tag}.pyc").exists()
+    # The interpreter takes the restamped copy as it is.
+    before = adopted.stat().st_mtime_ns
+    done = subprocess.run(
+        [sys.executable, "-c", "import pkg.same, pkg.other; assert pkg.other.O == 2"],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            "PYTHONPATH": str(site_packages(target)),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert adopted.stat().st_mtime_ns == before

@@ -14,7 +14,7 @@ N_FEATURES = 64  # 8x8 digits
 class ModelManager(ModelManagerTemplate):
     def __init__(self):
         # a few solver steps per round; warm_start keeps the federated weights between fits
-        self.model = LogisticRegression(max_iter=5, warm_start=True)
+        self.model = LogisticRegression(max_iter=10, warm_start=True)
         self.model.classes_ = np.arange(N_CLASSES)
         self.model.coef_ = np.zeros((N_CLASSES, N_FEATURES))
         self.model.intercept_ = np.zeros((N_CLASSES,))
