@@ -20,8 +20,11 @@ from mlflow.tracking import MlflowClient
 from flops_manager.cli.client import ApiError, FlopsClient
 from flops_suite.embedded import EmbeddedSuite
 from tests.e2e.conftest import assert_nothing_left, example_sla, wait_final
-from tests.e2e.learning import assert_learned, pooled_parquet_digits
+from tests.e2e.learning import Scores, assert_learned, pooled_parquet_digits
 from tests.helpers.parquet_digits import write_digits_parquet
+
+HERE = Path(__file__).parent
+ADDON_REPOS = HERE.parent / "addon_repos"
 
 pytestmark = pytest.mark.e2e
 TAG = "addon-digits"
@@ -166,6 +169,22 @@ def test_addon_pytorch_repo_trains_on_parquet_node_data(
         timeout_s=1200,
     )
     _assert_trained(suite, admin, project, min_accuracy=0.8)
+    # Near the repo's own CNN trained centrally for as many epochs (3 rounds x 2 local epochs), in the runtime
+    # the learners used, on their rows split as the repo splits them.
+    learner = Path(admin.project(project["id"])["manifest"]["learner"])
+    data_dirs = [n["data_dir"] for n in admin.nodes() if TAG in n.get("data_tags", [])]
+    assert len(data_dirs) == 2, data_dirs
+    script, repo = HERE / "central_cnn.py", ADDON_REPOS / "addon_digits_pytorch"
+    out = subprocess.run(
+        [str(learner / "bin" / "python"), str(script), str(repo), TAG, "6", *data_dirs],
+        capture_output=True,
+        text=True,
+        env={k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ},
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    central = json.loads(out.stdout.strip().splitlines()[-1])
+    assert_learned(admin, suite.mlflow_url, project, TAG, "cnn", central=Scores(central["loss"], central["accuracy"]))
 
 
 @pytest.mark.timeout(1200)  # a cold TensorFlow runtime (tensorflow, datasets) and three rounds on 2 shared cores
