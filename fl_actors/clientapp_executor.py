@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -27,6 +28,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
+
+from fl_actors import ports
 
 log = logging.getLogger("fl_actors.clientapp_executor")
 
@@ -138,6 +141,13 @@ def serve(
         retry_invoker=make_simple_http_retry_invoker(),
     )
     request = AcquireTaskRequest(supported_task_types=[task_type])
+    host, port = ports.split_address(runtime_api_address)
+    if ports.is_loopback(host):  # started before the API's server: wait without connecting to its port
+        parent_alive = lambda: parent_pid is None or os.getppid() == parent_pid  # noqa: E731
+        if not ports.wait_until(lambda: ports.is_listening(port), parent_alive, timeout_s=math.inf):
+            client.close()
+            log.info("the learner is gone; stopping")
+            return
     try:
         while True:
             if parent_pid is not None and os.getppid() != parent_pid:

@@ -111,6 +111,7 @@ def run(job: ClusterAggregatorJob, workdir: Path, reporter: EventReporter) -> in
         overrides.write_text(run_config.to_toml(values), encoding="utf-8")
         run_id = control.run(Path(job.app_dir), overrides)
         supernode_env = {k: v for k, v in child_env.items() if k not in env.SECRETS}
+        learner.wait_for_superlink(job.root_superlink_address)
         supernode, _ = processes.spawn_logged(
             root_supernode_argv(job), supernode_env, workdir, prefix="[root-supernode] "
         )

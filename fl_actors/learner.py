@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from fl_actors import clientapp_executor, env, ml_repo, processes, supernode_launcher
+from fl_actors import clientapp_executor, env, ml_repo, ports, processes, supernode_launcher
 from fl_actors.diagnostics import error_summary
 from fl_actors.entrypoint import run_actor
 from fl_actors.reporting import EventReporter
@@ -52,6 +52,7 @@ def load_data(job: LearnerJob) -> dict[str, int]:
 
 
 WARM_CLIENTAPPS = True  # False: Flower's own SuperExec, one fresh interpreter per message
+SUPERLINK_WAIT_S = 300.0  # then the SuperNode starts anyway and retries by itself
 
 
 def runtime_api_address(job: LearnerJob) -> str:
@@ -59,36 +60,24 @@ def runtime_api_address(job: LearnerJob) -> str:
     return f"127.0.0.1:{job.supernode_port}"
 
 
-def is_listening(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> bool:
-    """Whether a socket listens on ``port``, read from the kernel's tables: no connection is made.
-
-    Probing a port nobody listens on yet by connecting to it can, on loopback, connect the socket
-    to itself (its ephemeral source port drawn equal to the target) and so occupy the very port
-    the SuperNode is about to bind.
-    """
-    wanted = f"{port:04X}"
-    for table in tables:
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == "0A" and fields[1].rsplit(":", 1)[-1] == wanted:
-                return True
-    return False
-
-
 def wait_until_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 300.0) -> bool:
     """Wait until ``port`` is listened on; ``False`` if ``proc`` ended or the time ran out first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if is_listening(port):
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.2)
-    return False
+    return ports.wait_until(lambda: ports.is_listening(port), lambda: proc.poll() is None, timeout_s)
+
+
+def wait_for_superlink(address: str, timeout_s: float = SUPERLINK_WAIT_S) -> bool:
+    """Wait until the SuperLink at ``address`` listens (``False`` after ``timeout_s``).
+
+    The SuperNode is started only then: started earlier, it backs off exponentially between failed
+    connection attempts (seconds by the time a starting SuperLink answers), and the first round waits
+    for it.
+    """
+    started = time.monotonic()
+    ready = ports.wait_until(lambda: ports.is_reachable(address), timeout_s=timeout_s, poll_s=0.1)
+    log.info(
+        "SuperLink at %s %s after %.1f s", address, "listens" if ready else "not listening", time.monotonic() - started
+    )
+    return ready
 
 
 def supernode_argv(job: LearnerJob, warm: bool = WARM_CLIENTAPPS) -> list[str]:
@@ -138,15 +127,15 @@ def run(job: LearnerJob, workdir: Path, reporter: EventReporter) -> int:
     executor: subprocess.Popen[bytes] | None = None
     try:
         flower_env = supernode_env(job, workdir / "flwr-home")
-        supernode, tail = processes.spawn_logged(supernode_argv(job), flower_env, workdir, prefix="[supernode] ")
-        # Like Flower's own SuperExec, ours starts once the SuperNode's Runtime API serves.
-        if WARM_CLIENTAPPS and wait_until_listening(job.supernode_port, supernode):
+        if WARM_CLIENTAPPS:  # imports now; it asks for tasks once the SuperNode's Runtime API listens
             executor, _ = processes.spawn_logged(
                 clientapp_executor.argv(runtime_api_address(job), job.app_dir),
                 flower_env,
                 workdir,
                 prefix="[superexec] ",
             )
+        wait_for_superlink(job.superlink_address)
+        supernode, tail = processes.spawn_logged(supernode_argv(job), flower_env, workdir, prefix="[supernode] ")
         code = supernode.wait()
         tail.join()
         if code != 0:

@@ -75,7 +75,10 @@ def argv(args: Sequence[str]) -> list[str]:
 def main() -> None:
     """Patch, then hand this process's arguments to Flower's ``flower-supernode``."""
     patch(poll_interval(os.environ))
+    from flwr.supercore.logger import update_console_handler
     from flwr.supernode.cli.flower_supernode import flower_supernode
+
+    update_console_handler(timestamps=True, colored=False)  # a learner's log is read by time, not on a terminal
 
     sys.argv[0] = COMMAND
     flower_supernode()

@@ -57,7 +57,7 @@ def test_learner_runs_its_supernode_with_process_isolation_next_to_the_executor(
 def test_listening_ports_are_read_from_the_kernel_tables(tmp_path: Path) -> None:
     import socket
 
-    from fl_actors.learner import is_listening
+    from fl_actors.ports import is_listening
 
     table = tmp_path / "tcp"
     table.write_text(
@@ -73,3 +73,21 @@ def test_listening_ports_are_read_from_the_kernel_tables(tmp_path: Path) -> None
         assert not is_listening(port)
         server.listen()
         assert is_listening(port)
+
+
+def test_reachability_reads_loopback_from_the_kernel_and_connects_to_other_hosts() -> None:
+    import socket
+
+    from fl_actors.ports import is_loopback, is_reachable, split_address
+
+    assert split_address("[::1]:9092") == ("::1", 9092)
+    assert split_address("169.254.100.1:9092") == ("169.254.100.1", 9092)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("169.254.100.1")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        assert not is_reachable(f"127.0.0.1:{port}")  # bound, not listening: and no connection was made
+        server.listen()
+        assert is_reachable(f"127.0.0.1:{port}")
+        assert is_reachable(f"localhost:{port}")
