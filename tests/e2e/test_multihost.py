@@ -21,10 +21,12 @@ from typing import Any
 
 import docker
 import pytest
+from mlflow.tracking import MlflowClient
 
 from flops_common.oci_images import DEFAULT_BASE_IMAGE
 from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.docker_base import LABEL_PROJECT
+from flops_manager.orchestrator.swarm import CLUSTER_LABEL, update_node_labels
 from flops_suite import cluster
 from flops_suite.docker_engine import RegistryServer
 from flops_suite.embedded import EmbeddedSuite
@@ -256,6 +258,81 @@ def test_cluster_uses_only_link_local_addresses(three_hosts: Cluster) -> None:
             if "." in word:
                 assert word.startswith(("127.", "169.254.", "192.0.2.")), line
     assert Path("/var/run/netns", LEARNER_1).exists() and not Path("/var/run/netns", MANAGER).exists()
+
+
+def _job(service: Any) -> dict[str, Any]:
+    env = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+    return dict(json.loads(next(e for e in env if e.startswith("FLOPS_JOB=")).removeprefix("FLOPS_JOB=")))
+
+
+@pytest.mark.timeout(600)
+def test_hierarchical_clusters_on_their_own_hosts(three_hosts: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two clusters (one learner host each): each cluster aggregator and its learner run on a host of their
+    cluster, reached at that host's address; the cluster aggregators reach the root on the manager host."""
+    setup = three_hosts
+    manager = setup.engines[MANAGER]
+    clusters = {LEARNER_1: "edge-a", LEARNER_2: "edge-b"}
+    setup.admin.mock_data("digits", "digits", nodes=list(clusters))  # (again: this test may run alone)
+    for host, name in clusters.items():
+        update_node_labels(manager, host, add={CLUSTER_LABEL: name})
+    try:
+        assert {n["name"]: n["cluster"] for n in setup.admin.nodes() if n["name"] in clusters} == clusters
+        started = time.monotonic()
+        sla = example_sla(
+            setup.suite, "digits_sklearn", mode="hierarchical", training_cycles=2, training_rounds=1,
+            min_available_clients=1, min_fit_clients=1, min_evaluate_clients=1,
+        )  # fmt: skip
+        project_id = setup.admin.submit(sla)["project_id"]
+        training = wait_stage(setup.admin, project_id, 5, timeout_s=400)
+        assert training["stage"] == 5, training.get("cause")
+        services = {
+            s.attrs["Spec"]["Labels"]["org.flops.service"]: s
+            for s in manager.services.list(filters={"label": f"{LABEL_PROJECT}={project_id}"})
+        }
+        ran_on = {name: _node_name(setup, t["NodeID"]) for name, s in services.items() for t in s.tasks()}
+        assert ran_on["aggregator"] == MANAGER
+        root_address = f"{_host(setup, MANAGER).address}:{_job(services['aggregator'])['superlink_port']}"
+        for host, cluster_name in clusters.items():
+            aggregator = f"cluster-aggregator-{cluster_name}"
+            assert ran_on[aggregator] == host, ran_on
+            job = _job(services[aggregator])
+            assert job["root_superlink_address"] == root_address  # the root's reachable address, not loopback
+            assert job["superlink_host"] == _host(setup, host).address
+            learners = [
+                n for n, s in services.items()
+                if n.startswith("learner-") and _job(s)["superlink_address"].startswith(f"{job['superlink_host']}:")
+            ]  # fmt: skip
+            assert len(learners) == 1 and ran_on[learners[0]] == host, (cluster_name, learners, ran_on)
+            constraints = services[learners[0]].attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+            assert f"node.labels.{CLUSTER_LABEL}=={cluster_name}" in constraints
+        # Learners never on the other cluster's host: each learner's node carries its own cluster's label.
+        for name in (n for n in services if n.startswith("learner-")):
+            (task,) = services[name].tasks()
+            node_cluster = manager.nodes.get(task["NodeID"]).attrs["Spec"]["Labels"][CLUSTER_LABEL]
+            wanted = services[name].attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+            assert f"node.labels.{CLUSTER_LABEL}=={node_cluster}" in wanted, (name, node_cluster, wanted)
+
+        project = wait_final(setup.admin, project_id, timeout_s=400)
+        elapsed = time.monotonic() - started
+        assert project["status"] == "succeeded", project.get("cause")
+        assert project["cycles_completed"] == 2
+        assert sorted((c["name"], c["node"], c["rounds_completed"]) for c in project["clusters"]) == [
+            ("edge-a", LEARNER_1, 2), ("edge-b", LEARNER_2, 2),
+        ]  # fmt: skip
+        creds = setup.suite.credentials()
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", creds.mlflow_username)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds.mlflow_password.get_secret_value())
+        mlflow = MlflowClient(setup.suite.mlflow_url)
+        run_id = project["mlflow"]["run_id"]
+        assert [m.step for m in mlflow.get_metric_history(run_id, "eval_accuracy")] == [1, 2]  # per cycle
+        for cluster_name in clusters.values():
+            steps = sorted(m.step for m in mlflow.get_metric_history(run_id, f"{cluster_name}/eval_accuracy"))
+            assert steps == [1, 2], (cluster_name, steps)
+        _assert_nothing_left(setup, project_id)
+        print(f"\n[multihost] hierarchical 2 clusters x 1 learner, 2 cycles x 1 round on 3 hosts {elapsed:.1f} s")
+    finally:
+        for host in clusters:  # the later tests run classic projects; leave the nodes as they were
+            update_node_labels(manager, host, remove=[CLUSTER_LABEL])
 
 
 @pytest.mark.timeout(900)
