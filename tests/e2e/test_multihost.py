@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,99 +22,25 @@ import docker
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flops_common.oci_images import DEFAULT_BASE_IMAGE
-from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.docker_base import LABEL_PROJECT
 from flops_manager.orchestrator.swarm import CLUSTER_LABEL, update_node_labels
 from flops_suite import cluster
-from flops_suite.docker_engine import RegistryServer
-from flops_suite.embedded import EmbeddedSuite
-from flops_suite.tls import server_certificate
+from tests.e2e.clusters import Cluster, running_cluster, timed_pull
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
-from tests.e2e.containers import DockerEngine, free_ports, run_script
+from tests.e2e.containers import DockerEngine
 from tests.helpers.parquet_digits import write_digits_parquet
-from tests.helpers.suites import make_test_suite, run_cli
+from tests.helpers.suites import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.multihost]
 
 MANAGER, LEARNER_1, LEARNER_2 = "flc-h0", "flc-h1", "flc-h2"
-IMAGES_ON_MANAGER = ("flops-builder:latest", DEFAULT_BASE_IMAGE)  # the builder and what it builds on
-
-
-@dataclass
-class Cluster:
-    """The running cluster, its registry and suite, and a client of each host's engine."""
-
-    state: cluster.ClusterState
-    env: dict[str, str]
-    suite: EmbeddedSuite
-    admin: FlopsClient
-    engines: dict[str, Any]  # host name -> docker client
-    registry: str
-    started_in_s: float
-    lost: set[str] = field(default_factory=set)  # hosts whose engine a test killed
-
-
-def _copy_image(source_host: str, target_host: str, image: str) -> None:
-    """``docker save | docker load`` from the session engine to a cluster host (no registry has these)."""
-    save = subprocess.Popen(["docker", "-H", source_host, "save", image], stdout=subprocess.PIPE)
-    loaded = subprocess.run(
-        ["docker", "-H", target_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300, check=False
-    )
-    assert save.stdout is not None
-    save.stdout.close()
-    assert save.wait(timeout=60) == 0 and loaded.returncode == 0, loaded.stderr
 
 
 @pytest.fixture(scope="module")
 def three_hosts(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three hosts, a TLS registry and an authenticated suite on the bridge address, digits on h1 and h2."""
-    base = tmp_path_factory.mktemp("mh").resolve()
-    state_dir, registry_dir = base / "cluster", base / "registry"
-    (registry_port,) = free_ports(1)
-    registry_address = f"{cluster.PLATFORM_ADDRESS}:{registry_port}"
-    ca = server_certificate(registry_dir / "tls", "registry", cluster.PLATFORM_ADDRESS).ca
-    env = {**docker_engine.env, "FLOPS_CLUSTER_STATE": str(state_dir)}
-    ip_before = cluster.ip_brief_addr()
-    started = time.monotonic()
-    run_script("start-swarm-cluster.sh", "3", "--registry", registry_address, "--registry-ca", str(ca), env=env)
-    started_in_s = time.monotonic() - started
-    registry = RegistryServer(registry_dir, registry_port, host=cluster.PLATFORM_ADDRESS)
-    engines: dict[str, Any] = {}
-    suite = None
-    try:
-        state = cluster.ClusterState.load(state_dir)
-        assert state is not None
-        engines = {h.name: docker.DockerClient(base_url=h.docker_host, timeout=120) for h in state.hosts}
-        registry.start()
-        for image in IMAGES_ON_MANAGER:
-            _copy_image(docker_engine.docker_host, state.manager.docker_host, image)
-        manager_env = {
-            "FLOPS_ORCHESTRATOR": "swarm",
-            "FLOPS_REGISTRY": "oci",
-            "FLOPS_OCI_REGISTRY": registry_address,
-            "FLOPS_OCI_REGISTRY_CA": str(ca),
-            "FLOPS_DOCKER_HOST": state.manager.docker_host,
-            "FLOPS_REPO_HOSTS": json.dumps([cluster.PLATFORM_ADDRESS]),
-            # Pulls over the bridge and Flower's start on a loaded 2-core machine can exceed the default 180 s.
-            "FLOPS_TIMEOUT_ACTOR_DEPLOYMENT_S": "480",
-        }
-        suite = make_test_suite(base / "home", manager_env, auth=None, host=cluster.PLATFORM_ADDRESS)
-        assert suite.auth  # beyond loopback the broker and MLflow require credentials by default
-        suite.up()
-        admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
-        yield Cluster(state, env, suite, admin, engines, registry_address, started_in_s)
-    finally:
-        try:
-            if suite is not None:
-                suite.down()
-        finally:
-            for client in engines.values():
-                client.close()
-            registry.stop()
-            out = run_script("stop-swarm-cluster.sh", env=env)
-            assert "as before" in out
-            assert cluster.ip_brief_addr() == ip_before, "ip -br addr differs from before the cluster"
+    """Three hosts, a TLS registry and an authenticated suite on the bridge address (``tests/e2e/clusters.py``)."""
+    with running_cluster(docker_engine, tmp_path_factory.mktemp("mh").resolve()) as setup:
+        yield setup
 
 
 def _host(setup: Cluster, name: str) -> cluster.ClusterHost:
@@ -365,26 +290,14 @@ def test_late_host_gets_a_learner_and_known_hosts_do_not_pull_again(three_hosts:
     for name in holders:  # a host holding the image (pinned by digest) starts its learner without pulling
         assert not [i for i in _pulls(setup.engines[name], since) if "learner" in i], name
     _assert_nothing_left(setup, project["id"])
-    print(f"\n[multihost] image pull on {late.name}: " + _timed_pulls(setup.engines[late.name], "/flops/learner"))
+    pull = timed_pull(setup.engines[late.name], "/flops/learner")
+    sizes = f"first {pull['first_s']} s ({pull['size_mb']} MB), cached {pull['cached_s']} s"
+    print(f"\n[multihost] image pull on {late.name}: {sizes}")
 
 
 def _learner_images(client: Any) -> list[str]:
     """The FL learner images an engine holds, by digest (Swarm pulls them pinned: no tag is kept)."""
     return [d for i in client.images.list() for d in i.attrs.get("RepoDigests") or [] if "/flops/learner@" in d]
-
-
-def _timed_pulls(client: Any, repository: str) -> str:
-    """Seconds to pull a cached image again (a manifest check), then, removed, from the registry (first pull)."""
-    tag = sorted({d for i in client.images.list() for d in i.attrs.get("RepoDigests") or [] if repository in d})[0]
-    started = time.monotonic()
-    client.images.pull(tag)
-    cached_s = time.monotonic() - started
-    client.images.remove(tag, force=True)
-    started = time.monotonic()
-    client.images.pull(tag)
-    first_s = time.monotonic() - started
-    size_mb = client.images.get(tag).attrs["Size"] / 2**20
-    return f"first {first_s:.2f} s ({size_mb:.0f} MB), cached {cached_s:.2f} s"
 
 
 def _kill_mid_training(setup: Cluster, sla: dict[str, Any], victim: str) -> tuple[dict[str, Any], float]:
