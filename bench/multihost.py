@@ -2,12 +2,13 @@
 
 One private Docker engine (registry, base images, builder image: ``tests/e2e/containers.py``) serves both:
 
-1. **one-node swarm**: ``deploy/start-swarm.sh`` on that engine (loopback), an authenticated suite, digits
-   data on the node; digits_sklearn (2 learners, 2 rounds) cold (build included), then warm (images cached);
-2. **three hosts**: ``deploy/start-swarm-cluster.sh 3`` (``tests/e2e/clusters.py``: network namespaces on a
+1. **three hosts**: ``deploy/start-swarm-cluster.sh 3`` (``tests/e2e/clusters.py``: network namespaces on a
    link-local bridge, one dockerd each, the TLS registry and the suite on the bridge address), digits data on
    ``flc-h1`` and ``flc-h2``; the same project cold (built on ``flc-h0``, pulled by each learner host over the
-   bridge), then warm (no build, no pull).
+   bridge), then warm (no build, no pull);
+2. **one-node swarm**: ``deploy/start-swarm.sh`` on that engine (loopback), an authenticated suite, digits
+   data on the node; the same project cold (build included), then warm (images cached). It waits while
+   another engine's one-node swarm holds the machine's ``docker_gwbridge``.
 
 Reported: each run's POST → done and stage times, the ratios three hosts / one node (cold and warm), the
 swarm and cluster start and stop times, and per learner host its image pulls (first and cached). Written
@@ -33,6 +34,7 @@ from typing import Any
 from bench.__main__ import RESULTS, _load, write_results
 from bench.e2e import run_project
 from flops_manager.cli.client import FlopsClient
+from flops_suite.swarm import GWBRIDGE
 from tests.e2e.clusters import running_cluster, timed_pull
 from tests.e2e.containers import DockerEngine, free_ports, run_script, start_engine, suite_on_engine
 
@@ -61,12 +63,27 @@ def _cold_and_warm(client: FlopsClient, suite: Any) -> dict[str, Any]:
     return {"cold": cold, "warm": warm}
 
 
+def wait_for_free_gwbridge(timeout_s: float = 1200.0) -> float:
+    """Wait until no other engine's one-node swarm holds the Linux bridge ``docker_gwbridge`` (a second one
+    would share it, and its removal would break the other); the seconds waited."""
+    started = time.monotonic()
+    gwbridge = Path("/sys/class/net", GWBRIDGE)
+    if gwbridge.exists():
+        print(f"bench.multihost: waiting for another engine's {GWBRIDGE} to go", flush=True)
+    while gwbridge.exists():
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"{GWBRIDGE} still exists after {timeout_s:.0f} s: another one-node swarm runs")
+        time.sleep(5)
+    return round(time.monotonic() - started, 1)
+
+
 def one_node(engine: DockerEngine, base: Path) -> dict[str, Any]:
     """The one-node swarm on ``engine``: start, cold and warm project, stop."""
+    waited_s = wait_for_free_gwbridge()
     env = {**engine.env, "DOCKER_HOST": engine.docker_host}
     (listen_port,) = free_ports(1)
     suite = suite_on_engine(engine, base / "one-node-home", "swarm", auth=True)
-    result: dict[str, Any] = {"load_start": _load()}
+    result: dict[str, Any] = {"load_start": _load(), "waited_for_gwbridge_s": waited_s}
     started = time.monotonic()
     run_script("start-swarm.sh", "--listen-port", str(listen_port), env=env, timeout_s=120)
     result["swarm_start_s"] = round(time.monotonic() - started, 2)
@@ -188,8 +205,10 @@ def main() -> int:
         base = Path(tmp)
         (base / "engine").mkdir()
         with contextlib.contextmanager(start_engine)(base / "engine") as engine:
-            results["one_node"] = one_node(engine, base)
+            # The cluster first: its hosts' gwbridges (flc-gw<i>) clash with nobody's, and meanwhile another
+            # agent's one-node swarm (the machine's one docker_gwbridge) may end.
             results["three_hosts"] = three_hosts(engine, base)
+            results["one_node"] = one_node(engine, base)
     one, three = results["one_node"], results["three_hosts"]
     results["ratio_cold"] = _ratio(three["cold"], one["cold"])
     results["ratio_warm"] = _ratio(three["warm"], one["warm"])

@@ -126,4 +126,5 @@ def running_cluster(engine: DockerEngine, base: Path, hosts: int = 3) -> Iterato
             if setup is not None:
                 setup.timings["stop_s"] = time.monotonic() - stopping
             assert "as before" in out
-            assert cluster.ip_brief_addr() == ip_before, "ip -br addr differs from before the cluster"
+            # Only the cluster's own links and ranges count: other agents' engines may add theirs meanwhile.
+            assert cluster.cluster_leftovers(ip_before) == [], "ip -br addr shows what the cluster made"
