@@ -76,7 +76,12 @@ def timed_pull(client: Any, repository: str) -> dict[str, float]:
     cached_s = time.monotonic() - started
     image_id = client.images.get(tag).id
     deadline = time.monotonic() + 120
-    while _holds(client, image_id):  # a container Swarm has not reaped yet keeps the image: retry until gone
+    # A container Swarm has not reaped yet keeps the image's layers even when the image is removed by force
+    # (the next pull then finds them: no first pull). Wait until none is left, then remove the image.
+    while client.containers.list(all=True, filters={"ancestor": image_id}):
+        assert time.monotonic() < deadline, f"containers of {tag} still there after 120 s: no first pull to time"
+        time.sleep(1)
+    while _holds(client, image_id):
         assert time.monotonic() < deadline, f"{tag} still held after 120 s: no first pull to time"
         with contextlib.suppress(docker.errors.APIError):
             client.images.remove(image_id, force=True)  # every reference of it (by digest, by tag)
