@@ -33,6 +33,8 @@ lint: venv
 
 bench: venv
 	@$(UV) run --frozen python -m bench
+	@# the 3-host Swarm vs the one-node swarm; prints why and skips where network namespaces cannot be made
+	@$(UV) run --frozen python -m bench.multihost
 
 clean: down
 	rm -rf var

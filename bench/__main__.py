@@ -210,9 +210,10 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"In the `make bench` run itself {n} learners ended {old['status']} after {old['wall_s']} s"
                 + (f": {old['cause']}" if old.get("cause") else "."),
             ]
-    serving = RESULTS / "serving.md"  # written by bench/bench_serving.py (run on its own)
-    if serving.is_file():
-        lines.append(serving.read_text())
+    # written by bench/bench_serving.py (run on its own) and bench/multihost.py (after this, in `make bench`)
+    for section in ("serving.md", "multihost.md"):
+        if (RESULTS / section).is_file():
+            lines.append((RESULTS / section).read_text())
     return "\n".join(lines) + "\n"
 
 

@@ -92,13 +92,15 @@ def _ended(procs: dict[str, subprocess.Popen[bytes] | None]) -> str | None:
 def run(job: ClusterAggregatorJob, workdir: Path, reporter: EventReporter) -> int:
     """Start both sides, then watch them; return 1 (with a LOG event naming the cause) when one ends."""
     child_env = actor_env(job, workdir)
-    control = ControlClient(f"127.0.0.1:{job.superlink_port}")
+    control = ControlClient(f"{job.superlink_host}:{job.superlink_port}")
     procs: dict[str, subprocess.Popen[bytes] | None] = {}
     try:
         procs["cluster ServerApp runner"], _ = start_serverapp_runner(
-            job.superlink_port, job.app_dir, job.flavor.value, child_env, workdir
+            job.superlink_port, job.app_dir, job.flavor.value, child_env, workdir, host=job.superlink_host
         )
-        procs["cluster SuperLink"], _ = start_superlink(job.superlink_port, child_env, workdir, warm_serverapp=True)
+        procs["cluster SuperLink"], _ = start_superlink(
+            job.superlink_port, child_env, workdir, host=job.superlink_host, warm_serverapp=True
+        )
         settings = RunSettings(
             training=job.training,
             flavor=job.flavor,

@@ -69,6 +69,7 @@ class ClusterAggregatorJob(ServiceJob):
     flavor: ModelFlavor
     app_dir: str
     superlink_port: int  # the cluster's SuperLink: its learners connect here
+    superlink_host: str = "127.0.0.1"  # where it listens: its node's address when learners are on other hosts
     root_superlink_address: str  # host:port of the root aggregator's SuperLink
     supernode_port: int  # the Runtime API of its root-facing SuperNode
     training: TrainingConfiguration  # the SLA's: training_rounds and min_*_clients count per cluster

@@ -57,6 +57,7 @@ ENGINE_ADDRESS_POOL_BASE = "169.254.160.0/20"
 ENGINE_ADDRESS_POOL = f"base={ENGINE_ADDRESS_POOL_BASE},size=24"
 SWARM_PORT = 2377
 BRIDGE = "flc-br"
+LINK_PREFIX = "flc-"  # every link the cluster makes: flc-br, flc-h<i> (veth), flc-gw<i> (gwbridge)
 NAME_PREFIX = "flc-h"
 MANAGER_LABELS = {"flops.image-builder": "true"}
 WORKER_LABELS = {"flops.learner": "true"}
@@ -73,6 +74,26 @@ def ip_brief_addr() -> list[str]:
     """``ip -br addr`` of the root namespace, one line per interface, spacing normalised."""
     out = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True, check=True).stdout
     return [" ".join(line.split()) for line in out.splitlines() if line.strip()]
+
+
+def _cluster_range(address: str) -> bool:
+    """Whether an address (``a.b.c.d/len``) is in a range the cluster uses: hosts, gwbridges, pools."""
+    try:
+        ip = ipaddress.ip_interface(address).ip
+    except ValueError:
+        return False
+    ranges = [HOSTS_NETWORK, ipaddress.ip_network(SWARM_ADDRESS_POOL), ipaddress.ip_network(ENGINE_ADDRESS_POOL_BASE)]
+    ranges += [ipaddress.ip_network(gwbridge_subnet(index)) for index in range(MAX_HOSTS)]
+    return any(ip in network for network in ranges)
+
+
+def cluster_leftovers(before: list[str], now: list[str] | None = None) -> list[str]:
+    """Lines of ``ip -br addr`` (``now``, default: the current one) not in ``before`` that a cluster makes:
+    an ``flc-`` link or an address in the cluster's ranges. Other new lines belong to someone else on this
+    machine (e.g. a one-node swarm's ``docker_gwbridge`` on 169.254.250.0/24) and are not the cluster's."""
+    current = ip_brief_addr() if now is None else now
+    new = sorted(set(current) - set(before))
+    return [line for line in new if line.startswith(LINK_PREFIX) or any(map(_cluster_range, line.split()))]
 
 
 def _ip(*args: str, netns: str | None = None) -> None:
@@ -453,7 +474,7 @@ def _stop_engine(host: ClusterHost) -> None:
 
 def stop(state_dir: Path) -> list[str]:
     """Stop every engine, then delete every namespace, link and bridge recorded; return what ``ip -br addr``
-    shows now that it did not show before ``start`` (empty when all is undone)."""
+    shows now of the cluster's that it did not show before ``start`` (empty when all is undone)."""
     state = ClusterState.load(state_dir.resolve())
     if state is None:
         return []
@@ -476,7 +497,7 @@ def stop(state_dir: Path) -> list[str]:
     if state.bridge:
         with contextlib.suppress(RuntimeError):
             _ip("link", "del", state.bridge)
-    left = sorted(set(ip_brief_addr()) - set(state.ip_addr_before))
+    left = cluster_leftovers(state.ip_addr_before)
     state.file.rename(state.file.with_suffix(".stopped.json"))
     return left
 

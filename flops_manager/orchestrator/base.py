@@ -129,6 +129,10 @@ class Orchestrator(ABC):
         """The address learners reach an aggregator at (it listens there): loopback on one machine."""
         return "127.0.0.1"
 
+    def node_address(self, node: Node) -> str:
+        """The address services on ``node`` listen at for services on other nodes: loopback on one machine."""
+        return "127.0.0.1"
+
     def data_provided(self, node: str, data_tag: str) -> None:
         """Record that ``node`` now holds data under ``data_tag``.
 

@@ -113,6 +113,14 @@ def node_from_swarm(attrs: dict[str, Any], default_data_root: Path) -> Node:
     return Node(name=hostname, capabilities=caps, data_tags=tags, data_dir=data_dir, cluster=cluster, state=state)
 
 
+def swarm_node_address(attrs: dict[str, Any]) -> str:
+    """A Swarm node's address from its attributes: ``Status.Addr``, else its manager address, else loopback."""
+    address = str(attrs.get("Status", {}).get("Addr") or "")
+    if address in ("", "0.0.0.0"):
+        address = str(attrs.get("ManagerStatus", {}).get("Addr") or "").rsplit(":", 1)[0]
+    return address or "127.0.0.1"
+
+
 def update_node_labels(
     client: Any, node: str, add: dict[str, str] | None = None, remove: list[str] | None = None
 ) -> dict[str, str]:
@@ -166,6 +174,12 @@ class SwarmOrchestrator(DockerBackedOrchestrator):
         """The address the Swarm manager this backend talks to advertises (aggregators run there)."""
         address = str(self._client.info()["Swarm"].get("NodeAddr") or "")
         return address if address and address != "0.0.0.0" else "127.0.0.1"
+
+    def node_address(self, node: Node) -> str:
+        """The address Swarm knows ``node`` by (a hierarchical cluster aggregator listens there for the
+        cluster's learners on other hosts); a manager node that reports 0.0.0.0 gives its advertised one."""
+        attrs = self._client.nodes.get(node.name).attrs
+        return swarm_node_address(attrs)
 
     # services
     def _secret(self, name: str, spec: ServiceSpec) -> list[SecretReference]:

@@ -58,7 +58,7 @@ def check_services(ctx: EngineContext, project: Project, now: float) -> None:
         if now - first_seen < EXIT_GRACE_S:
             continue  # its last event may still be on its way
         if project.sla.training_configuration.hierarchical and handle.role in _CLUSTER_ROLES:
-            cluster_service_stopped(ctx, project, handle, status.exit_code)
+            cluster_service_stopped(ctx, project, handle, status)
             if project.id not in ctx.active:
                 return
             continue
@@ -85,10 +85,13 @@ def check_services(ctx: EngineContext, project: Project, now: float) -> None:
 _CLUSTER_ROLES = (ServiceRole.LEARNER, ServiceRole.CLUSTER_AGGREGATOR)
 
 
-def cluster_service_stopped(ctx: EngineContext, project: Project, handle: ServiceHandle, code: int | None) -> None:
+def cluster_service_stopped(ctx: EngineContext, project: Project, handle: ServiceHandle, status: ServiceStatus) -> None:
     """Hierarchical mode: a learner that stopped counts against its cluster's k-of-n; a cluster aggregator
-    that stopped loses its cluster (the project goes on while ``min_clusters`` are left)."""
-    cause = f"{handle.name} on {handle.node} exited (code {code}): {log_tail(ctx, handle)}"
+    that stopped, or whose host went down, loses its cluster (the project goes on while ``min_clusters``
+    are left). A vanished host is seen here as soon as the orchestrator marks it down, long before the
+    root's Flower drops the cluster's SuperNode (heartbeat patience)."""
+    ended = f"lost: {status.lost}" if status.lost else f"exited (code {status.exit_code})"
+    cause = f"{handle.name} on {handle.node} {ended}: {log_tail(ctx, handle)}"
     if handle.role is ServiceRole.LEARNER:
         hierarchy.learner_lost(ctx, project, handle.name, cause)
         return

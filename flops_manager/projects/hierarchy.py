@@ -58,18 +58,27 @@ def deploy(ctx: EngineContext, project: Project, manifest: ImageManifest) -> Non
     planned = plan_clusters(ctx, training)
     project.min_clusters = training.min_clusters or len(planned)
     root_port = specs.free_port()
+    # Across hosts every SuperLink listens on its node's address and is reached there (loopback on one machine).
+    root_host = ctx.orchestrator.aggregator_address()
     root_training = training.model_copy(update={"min_clusters": project.min_clusters})
     tracking_uri = ctx.tracking.tracking_uri
-    root = specs.aggregator_spec(ctx.settings, project, manifest, root_port, tracking_uri, root_training, len(planned))
+    root = specs.aggregator_spec(
+        ctx.settings, project, manifest, root_port, tracking_uri, root_training, len(planned), superlink_host=root_host
+    )
     ctx.deploy(project, root)
     index = 0
     for cluster, nodes in planned.items():
         cluster_port = specs.free_port()
-        spec = specs.cluster_aggregator_spec(ctx.settings, project, manifest, cluster, cluster_port, root_port)
+        cluster_host = ctx.orchestrator.node_address(nodes[0])
+        spec = specs.cluster_aggregator_spec(
+            ctx.settings, project, manifest, cluster, cluster_port, f"{root_host}:{root_port}", cluster_host
+        )
         ctx.deploy(project, spec, nodes[0])
         record = ClusterRecord(name=cluster, node=nodes[0].name)
         for node in nodes:
-            learner = specs.learner_spec(ctx.settings, project, manifest, index, node, cluster_port, cluster)
+            learner = specs.learner_spec(
+                ctx.settings, project, manifest, index, node, cluster_port, cluster, superlink_host=cluster_host
+            )
             ctx.deploy(project, learner, node)
             record.learners.append(learner.name)
             index += 1

@@ -158,9 +158,17 @@ def aggregator_spec(
 
 
 def cluster_aggregator_spec(
-    settings: Settings, project: Project, manifest: ImageManifest, cluster: str, superlink_port: int, root_port: int
+    settings: Settings,
+    project: Project,
+    manifest: ImageManifest,
+    cluster: str,
+    superlink_port: int,
+    root_superlink_address: str,
+    superlink_host: str = "127.0.0.1",
 ) -> ServiceSpec:
-    """Hierarchical mode: the aggregator of ``cluster``, from the learner image (no MLflow) on a node of the cluster."""
+    """Hierarchical mode: the aggregator of ``cluster``, from the learner image (no MLflow) on a node of the
+    cluster, its SuperLink on ``superlink_host`` (its node's address), a participant of the root's federation
+    at ``root_superlink_address``."""
     job = ClusterAggregatorJob(
         project_id=project.id,
         bus=_bus(settings, project),
@@ -168,7 +176,8 @@ def cluster_aggregator_spec(
         flavor=project.sla.ml_model_flavor,
         app_dir=manifest.app_dir,
         superlink_port=superlink_port,
-        root_superlink_address=f"127.0.0.1:{root_port}",
+        superlink_host=superlink_host,
+        root_superlink_address=root_superlink_address,
         supernode_port=free_port(),
         training=project.sla.training_configuration,
     )

@@ -15,105 +15,32 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
+from mlflow.tracking import MlflowClient
 
-from flops_common.oci_images import DEFAULT_BASE_IMAGE
-from flops_manager.cli.client import FlopsClient
 from flops_manager.orchestrator.docker_base import LABEL_PROJECT
+from flops_manager.orchestrator.swarm import CLUSTER_LABEL, update_node_labels
 from flops_suite import cluster
-from flops_suite.docker_engine import RegistryServer
-from flops_suite.embedded import EmbeddedSuite
-from flops_suite.tls import server_certificate
+from tests.e2e.clusters import Cluster, running_cluster, timed_pull
 from tests.e2e.conftest import example_sla, wait_final, wait_stage
-from tests.e2e.containers import DockerEngine, free_ports, run_script
+from tests.e2e.containers import DockerEngine
 from tests.helpers.parquet_digits import write_digits_parquet
-from tests.helpers.suites import make_test_suite, run_cli
+from tests.helpers.suites import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.multihost]
 
 MANAGER, LEARNER_1, LEARNER_2 = "flc-h0", "flc-h1", "flc-h2"
-IMAGES_ON_MANAGER = ("flops-builder:latest", DEFAULT_BASE_IMAGE)  # the builder and what it builds on
-
-
-@dataclass
-class Cluster:
-    """The running cluster, its registry and suite, and a client of each host's engine."""
-
-    state: cluster.ClusterState
-    env: dict[str, str]
-    suite: EmbeddedSuite
-    admin: FlopsClient
-    engines: dict[str, Any]  # host name -> docker client
-    registry: str
-    started_in_s: float
-    lost: set[str] = field(default_factory=set)  # hosts whose engine a test killed
-
-
-def _copy_image(source_host: str, target_host: str, image: str) -> None:
-    """``docker save | docker load`` from the session engine to a cluster host (no registry has these)."""
-    save = subprocess.Popen(["docker", "-H", source_host, "save", image], stdout=subprocess.PIPE)
-    loaded = subprocess.run(
-        ["docker", "-H", target_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300, check=False
-    )
-    assert save.stdout is not None
-    save.stdout.close()
-    assert save.wait(timeout=60) == 0 and loaded.returncode == 0, loaded.stderr
 
 
 @pytest.fixture(scope="module")
 def three_hosts(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three hosts, a TLS registry and an authenticated suite on the bridge address, digits on h1 and h2."""
-    base = tmp_path_factory.mktemp("mh").resolve()
-    state_dir, registry_dir = base / "cluster", base / "registry"
-    (registry_port,) = free_ports(1)
-    registry_address = f"{cluster.PLATFORM_ADDRESS}:{registry_port}"
-    ca = server_certificate(registry_dir / "tls", "registry", cluster.PLATFORM_ADDRESS).ca
-    env = {**docker_engine.env, "FLOPS_CLUSTER_STATE": str(state_dir)}
-    ip_before = cluster.ip_brief_addr()
-    started = time.monotonic()
-    run_script("start-swarm-cluster.sh", "3", "--registry", registry_address, "--registry-ca", str(ca), env=env)
-    started_in_s = time.monotonic() - started
-    registry = RegistryServer(registry_dir, registry_port, host=cluster.PLATFORM_ADDRESS)
-    engines: dict[str, Any] = {}
-    suite = None
-    try:
-        state = cluster.ClusterState.load(state_dir)
-        assert state is not None
-        engines = {h.name: docker.DockerClient(base_url=h.docker_host, timeout=120) for h in state.hosts}
-        registry.start()
-        for image in IMAGES_ON_MANAGER:
-            _copy_image(docker_engine.docker_host, state.manager.docker_host, image)
-        manager_env = {
-            "FLOPS_ORCHESTRATOR": "swarm",
-            "FLOPS_REGISTRY": "oci",
-            "FLOPS_OCI_REGISTRY": registry_address,
-            "FLOPS_OCI_REGISTRY_CA": str(ca),
-            "FLOPS_DOCKER_HOST": state.manager.docker_host,
-            "FLOPS_REPO_HOSTS": json.dumps([cluster.PLATFORM_ADDRESS]),
-            # Pulls over the bridge and Flower's start on a loaded 2-core machine can exceed the default 180 s.
-            "FLOPS_TIMEOUT_ACTOR_DEPLOYMENT_S": "480",
-        }
-        suite = make_test_suite(base / "home", manager_env, auth=None, host=cluster.PLATFORM_ADDRESS)
-        assert suite.auth  # beyond loopback the broker and MLflow require credentials by default
-        suite.up()
-        admin = FlopsClient(suite.api_url, suite.admin_token(), timeout_s=120)
-        yield Cluster(state, env, suite, admin, engines, registry_address, started_in_s)
-    finally:
-        try:
-            if suite is not None:
-                suite.down()
-        finally:
-            for client in engines.values():
-                client.close()
-            registry.stop()
-            out = run_script("stop-swarm-cluster.sh", env=env)
-            assert "as before" in out
-            assert cluster.ip_brief_addr() == ip_before, "ip -br addr differs from before the cluster"
+    """Three hosts, a TLS registry and an authenticated suite on the bridge address (``tests/e2e/clusters.py``)."""
+    with running_cluster(docker_engine, tmp_path_factory.mktemp("mh").resolve()) as setup:
+        yield setup
 
 
 def _host(setup: Cluster, name: str) -> cluster.ClusterHost:
@@ -258,6 +185,81 @@ def test_cluster_uses_only_link_local_addresses(three_hosts: Cluster) -> None:
     assert Path("/var/run/netns", LEARNER_1).exists() and not Path("/var/run/netns", MANAGER).exists()
 
 
+def _job(service: Any) -> dict[str, Any]:
+    env = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+    return dict(json.loads(next(e for e in env if e.startswith("FLOPS_JOB=")).removeprefix("FLOPS_JOB=")))
+
+
+@pytest.mark.timeout(600)
+def test_hierarchical_clusters_on_their_own_hosts(three_hosts: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two clusters (one learner host each): each cluster aggregator and its learner run on a host of their
+    cluster, reached at that host's address; the cluster aggregators reach the root on the manager host."""
+    setup = three_hosts
+    manager = setup.engines[MANAGER]
+    clusters = {LEARNER_1: "edge-a", LEARNER_2: "edge-b"}
+    setup.admin.mock_data("digits", "digits", nodes=list(clusters))  # (again: this test may run alone)
+    for host, name in clusters.items():
+        update_node_labels(manager, host, add={CLUSTER_LABEL: name})
+    try:
+        assert {n["name"]: n["cluster"] for n in setup.admin.nodes() if n["name"] in clusters} == clusters
+        started = time.monotonic()
+        sla = example_sla(
+            setup.suite, "digits_sklearn", mode="hierarchical", training_cycles=2, training_rounds=1,
+            min_available_clients=1, min_fit_clients=1, min_evaluate_clients=1,
+        )  # fmt: skip
+        project_id = setup.admin.submit(sla)["project_id"]
+        training = wait_stage(setup.admin, project_id, 5, timeout_s=400)
+        assert training["stage"] == 5, training.get("cause")
+        services = {
+            s.attrs["Spec"]["Labels"]["org.flops.service"]: s
+            for s in manager.services.list(filters={"label": f"{LABEL_PROJECT}={project_id}"})
+        }
+        ran_on = {name: _node_name(setup, t["NodeID"]) for name, s in services.items() for t in s.tasks()}
+        assert ran_on["aggregator"] == MANAGER
+        root_address = f"{_host(setup, MANAGER).address}:{_job(services['aggregator'])['superlink_port']}"
+        for host, cluster_name in clusters.items():
+            aggregator = f"cluster-aggregator-{cluster_name}"
+            assert ran_on[aggregator] == host, ran_on
+            job = _job(services[aggregator])
+            assert job["root_superlink_address"] == root_address  # the root's reachable address, not loopback
+            assert job["superlink_host"] == _host(setup, host).address
+            learners = [
+                n for n, s in services.items()
+                if n.startswith("learner-") and _job(s)["superlink_address"].startswith(f"{job['superlink_host']}:")
+            ]  # fmt: skip
+            assert len(learners) == 1 and ran_on[learners[0]] == host, (cluster_name, learners, ran_on)
+            constraints = services[learners[0]].attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+            assert f"node.labels.{CLUSTER_LABEL}=={cluster_name}" in constraints
+        # Learners never on the other cluster's host: each learner's node carries its own cluster's label.
+        for name in (n for n in services if n.startswith("learner-")):
+            (task,) = services[name].tasks()
+            node_cluster = manager.nodes.get(task["NodeID"]).attrs["Spec"]["Labels"][CLUSTER_LABEL]
+            wanted = services[name].attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+            assert f"node.labels.{CLUSTER_LABEL}=={node_cluster}" in wanted, (name, node_cluster, wanted)
+
+        project = wait_final(setup.admin, project_id, timeout_s=400)
+        elapsed = time.monotonic() - started
+        assert project["status"] == "succeeded", project.get("cause")
+        assert project["cycles_completed"] == 2
+        assert sorted((c["name"], c["node"], c["rounds_completed"]) for c in project["clusters"]) == [
+            ("edge-a", LEARNER_1, 2), ("edge-b", LEARNER_2, 2),
+        ]  # fmt: skip
+        creds = setup.suite.credentials()
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", creds.mlflow_username)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds.mlflow_password.get_secret_value())
+        mlflow = MlflowClient(setup.suite.mlflow_url)
+        run_id = project["mlflow"]["run_id"]
+        assert [m.step for m in mlflow.get_metric_history(run_id, "eval_accuracy")] == [1, 2]  # per cycle
+        for cluster_name in clusters.values():
+            steps = sorted(m.step for m in mlflow.get_metric_history(run_id, f"{cluster_name}/eval_accuracy"))
+            assert steps == [1, 2], (cluster_name, steps)
+        _assert_nothing_left(setup, project_id)
+        print(f"\n[multihost] hierarchical 2 clusters x 1 learner, 2 cycles x 1 round on 3 hosts {elapsed:.1f} s")
+    finally:
+        for host in clusters:  # the later tests run classic projects; leave the nodes as they were
+            update_node_labels(manager, host, remove=[CLUSTER_LABEL])
+
+
 @pytest.mark.timeout(900)
 def test_late_host_gets_a_learner_and_known_hosts_do_not_pull_again(three_hosts: Cluster) -> None:
     setup = three_hosts
@@ -288,26 +290,14 @@ def test_late_host_gets_a_learner_and_known_hosts_do_not_pull_again(three_hosts:
     for name in holders:  # a host holding the image (pinned by digest) starts its learner without pulling
         assert not [i for i in _pulls(setup.engines[name], since) if "learner" in i], name
     _assert_nothing_left(setup, project["id"])
-    print(f"\n[multihost] image pull on {late.name}: " + _timed_pulls(setup.engines[late.name], "/flops/learner"))
+    pull = timed_pull(setup.engines[late.name], "/flops/learner")
+    sizes = f"first {pull['first_s']} s ({pull['size_mb']} MB), cached {pull['cached_s']} s"
+    print(f"\n[multihost] image pull on {late.name}: {sizes}")
 
 
 def _learner_images(client: Any) -> list[str]:
     """The FL learner images an engine holds, by digest (Swarm pulls them pinned: no tag is kept)."""
     return [d for i in client.images.list() for d in i.attrs.get("RepoDigests") or [] if "/flops/learner@" in d]
-
-
-def _timed_pulls(client: Any, repository: str) -> str:
-    """Seconds to pull a cached image again (a manifest check), then, removed, from the registry (first pull)."""
-    tag = sorted({d for i in client.images.list() for d in i.attrs.get("RepoDigests") or [] if repository in d})[0]
-    started = time.monotonic()
-    client.images.pull(tag)
-    cached_s = time.monotonic() - started
-    client.images.remove(tag, force=True)
-    started = time.monotonic()
-    client.images.pull(tag)
-    first_s = time.monotonic() - started
-    size_mb = client.images.get(tag).attrs["Size"] / 2**20
-    return f"first {first_s:.2f} s ({size_mb:.0f} MB), cached {cached_s:.2f} s"
 
 
 def _kill_mid_training(setup: Cluster, sla: dict[str, Any], victim: str) -> tuple[dict[str, Any], float]:

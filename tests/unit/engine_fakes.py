@@ -73,6 +73,7 @@ class FakeService:
     exit_code: int | None = None
     output: str = ""
     undeployed: bool = False
+    lost: str | None = None
 
 
 class FakeOrchestrator(Orchestrator):
@@ -93,6 +94,9 @@ class FakeOrchestrator(Orchestrator):
         ]
         self.services: dict[str, FakeService] = {}
         self._seq = 0
+        # Addresses as on several hosts (default: loopback, one machine): the aggregator's node, and per node.
+        self.platform_address = "127.0.0.1"
+        self.addresses: dict[str, str] = {}
 
     def nodes(self) -> list[Node]:
         return list(self._nodes)
@@ -113,11 +117,17 @@ class FakeOrchestrator(Orchestrator):
         self.services[handle.service_id] = FakeService(spec, handle)
         return handle
 
+    def aggregator_address(self) -> str:
+        return self.platform_address
+
+    def node_address(self, node: Node) -> str:
+        return self.addresses.get(node.name, "127.0.0.1")
+
     def status(self, handle: ServiceHandle) -> ServiceStatus:
         service = self.services[handle.service_id]
         if service.undeployed:
             return ServiceStatus(state=ServiceState.GONE)
-        return ServiceStatus(state=service.state, exit_code=service.exit_code)
+        return ServiceStatus(state=service.state, exit_code=service.exit_code, lost=service.lost)
 
     def logs(self, handle: ServiceHandle, tail: int | None = None) -> str:
         return self.services[handle.service_id].output
@@ -146,6 +156,11 @@ class FakeOrchestrator(Orchestrator):
         """The service stops by itself."""
         service = self.named(project_id, name)
         service.state, service.exit_code, service.output = ServiceState.EXITED, code, output
+
+    def lose_host(self, project_id: str, name: str) -> None:
+        """The service's host goes down: its task is lost without an exit code."""
+        service = self.named(project_id, name)
+        service.state, service.lost = ServiceState.EXITED, f"host {service.handle.node} is down"
 
 
 class FakeRegistry(Registry):

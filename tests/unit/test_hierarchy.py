@@ -13,7 +13,7 @@ from flops_common.hierarchy import cycle_timeout_s, root_training
 from flops_common.jobs import AggregatorJob, ClusterAggregatorJob, LearnerJob
 from flops_common.stages import ProjectStatus, Stage
 from flops_manager.orchestrator.base import Node, Placement
-from flops_manager.orchestrator.swarm import constraints, node_from_swarm
+from flops_manager.orchestrator.swarm import constraints, node_from_swarm, swarm_node_address
 from flops_manager.orchestrator.virtual_nodes import VirtualNodes, cluster_of_learner
 from flops_manager.projects.health import EXIT_GRACE_S
 from tests.unit.conftest import HarnessFactory
@@ -132,6 +132,30 @@ def test_stage_4_deploys_a_root_one_aggregator_per_cluster_and_learners_inside_t
             assert learner.spec.placement.cluster == cluster
 
 
+def test_across_hosts_each_superlink_listens_on_its_node_and_is_reached_there(make_harness: HarnessFactory) -> None:
+    orchestrator = four_learners()
+    orchestrator.platform_address = "169.254.100.1"
+    orchestrator.addresses = {f"learner-{i}": f"169.254.100.{11 + i}" for i in range(4)}
+    h = make_harness(orchestrator=orchestrator)
+    pid = deployed(h)
+    root = AggregatorJob.model_validate(job_of(h, pid, "aggregator"))
+    assert root.superlink_host == "169.254.100.1"
+    for cluster, first in (("cluster-a", 0), ("cluster-b", 2)):
+        job = ClusterAggregatorJob.model_validate(job_of(h, pid, f"cluster-aggregator-{cluster}"))
+        assert job.root_superlink_address == f"169.254.100.1:{root.superlink_port}"
+        assert job.superlink_host == f"169.254.100.{11 + first}"  # the node it runs on: learner-<first>
+        for index in (first, first + 1):  # both learners of the cluster reach it there, wherever they run
+            learner = LearnerJob.model_validate(job_of(h, pid, f"learner-{index}"))
+            assert learner.superlink_address == f"{job.superlink_host}:{job.superlink_port}"
+
+
+def test_swarm_node_address_is_its_status_address_or_its_advertised_manager_address() -> None:
+    assert swarm_node_address({"Status": {"Addr": "169.254.100.11"}}) == "169.254.100.11"
+    manager = {"Status": {"Addr": "0.0.0.0"}, "ManagerStatus": {"Addr": "169.254.100.1:2377"}}
+    assert swarm_node_address(manager) == "169.254.100.1"
+    assert swarm_node_address({}) == "127.0.0.1"
+
+
 def test_stage_4_fails_naming_each_cluster_and_what_it_lacks(make_harness: HarnessFactory) -> None:
     orchestrator = FakeOrchestrator(learner_tags=[["digits"], ["digits"], ["digits"], ["other"]], clusters=TWO_BY_TWO)
     h = make_harness(orchestrator=orchestrator)
@@ -224,6 +248,20 @@ def test_a_lost_cluster_below_min_clusters_fails_the_project_naming_it(make_harn
     assert project.status == ProjectStatus.FAILED and project.failed_stage == Stage.TRAINING
     assert project.cause is not None and project.cause.startswith("cluster cluster-a lost: cluster-aggregator-")
     assert "1 cluster(s) left, min_clusters is 2" in project.cause
+    h.nothing_left_after_grace(pid)
+
+
+def test_a_cluster_whose_host_went_down_is_lost_naming_the_host(make_harness: HarnessFactory) -> None:
+    h = make_harness(orchestrator=four_learners())
+    pid = deployed(h)
+    h.send(pid, Source.AGGREGATOR, EventKind.TRAINING_STARTED, "run 7", run_id=7)
+    h.orchestrator.lose_host(pid, "cluster-aggregator-cluster-b")
+    stopped_for_good(h)
+    project = h.project(pid)
+    assert project.status == ProjectStatus.FAILED
+    assert project.cause is not None
+    assert project.cause.startswith("cluster cluster-b lost: cluster-aggregator-cluster-b on learner-2 lost: host")
+    assert "host learner-2 is down" in project.cause
     h.nothing_left_after_grace(pid)
 
 
