@@ -49,11 +49,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_local(host: str) -> bool:
+    """Whether ``host`` is an address of this network namespace (it can be bound to)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
 def is_reachable(address: str, timeout_s: float = 1.0) -> bool:
-    """Whether a server listens at ``address``: the kernel's tables for loopback (no connection, see
-    :func:`is_listening`), a TCP connection for another host."""
+    """Whether a server listens at ``address``: the kernel's tables for an address of this host (no
+    connection, see :func:`is_listening`), a TCP connection for another host."""
     host, port = split_address(address)
-    if is_loopback(host):
+    if is_loopback(host) or is_local(host):
         return is_listening(port)
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

@@ -78,12 +78,13 @@ def test_listening_ports_are_read_from_the_kernel_tables(tmp_path: Path) -> None
 def test_reachability_reads_loopback_from_the_kernel_and_connects_to_other_hosts() -> None:
     import socket
 
-    from fl_actors.ports import is_loopback, is_reachable, split_address
+    from fl_actors.ports import is_local, is_loopback, is_reachable, split_address
 
     assert split_address("[::1]:9092") == ("::1", 9092)
     assert split_address("169.254.100.1:9092") == ("169.254.100.1", 9092)
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("169.254.100.1")
+    assert is_local("127.0.0.2") and not is_local("169.254.99.99")  # not an address here (bind only: no packet)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         port = server.getsockname()[1]
