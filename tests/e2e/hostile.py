@@ -74,12 +74,13 @@ def attempt_records(suite: EmbeddedSuite, project_id: str, service: str, record:
 
 def assert_broker_acl_stopped(records: list[dict[str, str]], project_id: str) -> None:
     """Every process logged in to the broker as its project's own user, and the ACL (not a failed login)
-    kept it from the other project: nothing of it received on ``#`` (the forged events are checked in the
-    event logs)."""
+    kept it from the other project: the publish on its topic refused, nothing of it received on ``#`` (the
+    event logs are checked for forged events too)."""
     login = f"connected as flops-p-{project_id} "
     for outcomes in records:
         outcome = outcomes["mqtt_read_foreign_events"]
         assert login in outcome and "received no event of another project" in outcome, outcome
+        assert "PUBACK on the victim's topic Not authorized" in outcome, outcome
 
 
 def run_hostile_beside_victim(
