@@ -65,6 +65,7 @@ from image_builder.plans.serving_oci import MODEL_DIR, serving_repository, servi
 RESULTS = ROOT / "bench" / "results"
 MODEL_NAME = "flops-bench-digits_sklearn"
 MLFLOW_SKINNY = f"mlflow-skinny=={MLFLOW_VERSION}"
+TORCH_PIN = "torch==2.13.0"  # the version of this machine's CPU-only wheel (FLOPS_UV_FIND_LINKS)
 
 
 def free_port() -> int:
@@ -271,7 +272,9 @@ def register_pytorch_version(url: str, work: Path, find_links: list[str]) -> Reg
     if not python.exists():
         links = [arg for link in find_links for arg in ("--find-links", link)]
         subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(env_dir)], check=True)
-        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, "torch", "numpy", "pandas"]
+        # Pinned as examples/ml_repos/digits_pytorch pins it: unpinned, uv takes PyPI's newer (CUDA) torch over
+        # the local CPU wheel, the model then requires that version and no serving build can use the wheel.
+        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, TORCH_PIN, "numpy", "pandas"]
         install.append(MLFLOW_SKINNY)
         subprocess.run(install, check=True)
     name = "flops-bench-digits_pytorch"
