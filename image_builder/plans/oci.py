@@ -498,7 +498,7 @@ class OciPlan(DockerEngineUser):
         return digest.hexdigest()
 
     def layer_hash(self, deps: Dependencies, job: BuildJob, base_id: str) -> str:
-        """The dependency images' tag: the repo's requirements, FLOps' own, the base image, the recipe.
+        """The dependency images' tag: the repo's requirements, FLOps' own, local wheels, the base image, the recipe.
 
         Not the FLOps sources (they are in the code layer), so a change of fl_actors rebuilds seconds too.
         """
