@@ -65,6 +65,7 @@ from image_builder.plans.serving_oci import MODEL_DIR, serving_repository, servi
 RESULTS = ROOT / "bench" / "results"
 MODEL_NAME = "flops-bench-digits_sklearn"
 MLFLOW_SKINNY = f"mlflow-skinny=={MLFLOW_VERSION}"
+TORCH_PIN = "torch==2.13.0"  # the version of this machine's CPU-only wheel (FLOPS_UV_FIND_LINKS)
 
 
 def free_port() -> int:
@@ -271,7 +272,9 @@ def register_pytorch_version(url: str, work: Path, find_links: list[str]) -> Reg
     if not python.exists():
         links = [arg for link in find_links for arg in ("--find-links", link)]
         subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(env_dir)], check=True)
-        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, "torch", "numpy", "pandas"]
+        # Pinned as examples/ml_repos/digits_pytorch pins it: unpinned, uv takes PyPI's newer (CUDA) torch over
+        # the local CPU wheel, the model then requires that version and no serving build can use the wheel.
+        install = [uv_bin(), "pip", "install", "-q", "--python", str(python), *links, TORCH_PIN, "numpy", "pandas"]
         install.append(MLFLOW_SKINNY)
         subprocess.run(install, check=True)
     name = "flops-bench-digits_pytorch"
@@ -349,6 +352,17 @@ def start_inference_container(client: Any, image: str) -> tuple[Any, str, float]
     return container, url, time.monotonic() - started
 
 
+def torch_in_image(client: Any, image: str) -> str:
+    """The torch version the image's venv holds (``+cpu``: the CPU-only build) and its nvidia-* count."""
+    probe = (
+        "import importlib.metadata as m, torch; "
+        "print(torch.__version__, sum(d.metadata['Name'].startswith('nvidia') for d in m.distributions()))"
+    )
+    out = client.containers.run(image, ["python", "-c", probe], network_mode="host", remove=True)
+    version, nvidia = out.decode().split()
+    return f"{version}, {nvidia} nvidia-* packages"
+
+
 def oci_markdown(r: dict[str, Any]) -> str:
     """The rows ``bench/RESULTS.md`` shows for the oci plan."""
     rows = [
@@ -365,7 +379,10 @@ def oci_markdown(r: dict[str, Any]) -> str:
     for key, label in (("torch_cpu", "find-links: CPU-only torch wheel"), ("torch_pypi", "PyPI only: CUDA torch")):
         if key in r:
             rows.append(
-                (f"pytorch serving image, {label}: build / size", f"{r[key]['wall_s']} s / {r[key]['size_mb']} MB")
+                (
+                    f"pytorch serving image, {label}: build / size (torch in it)",
+                    f"{r[key]['wall_s']} s / {r[key]['size_mb']} MB ({r[key].get('torch', '?')})",
+                )
             )
     lines = [
         f"\n## Serving images (stage 6, oci plan) — {r['when']}, `bench/bench_serving.py --oci`\n",
@@ -398,32 +415,38 @@ def run_oci(args: argparse.Namespace) -> None:
             registry.start()
             make_base_image(engine.host, DEFAULT_BASE_IMAGE)
             mlflow_proc, tracking = start_mlflow(work)
-            (first, second), rows = register_versions(tracking, 2)
             target = (engine.host, registry.address)
-            sklearn = ModelFlavor.SKLEARN
-            cold = oci_build(first, sklearn, target, tracking, work / "builds", find_links)
-            reused = oci_build(second, sklearn, target, tracking, work / "builds", find_links)
-            cached = oci_build(first, sklearn, target, tracking, work / "builds", find_links)
-            assert reused["deps_reused"] is True and cold["deps_reused"] is False, (cold, reused)
-            container, url, first_answer_s = start_inference_container(client, cold["image"])
-            results: dict[str, Any] = {
-                "when": time.strftime("%Y-%m-%d %H:%M"),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-                "cold": cold,
-                "reused": reused,
-                "cached": cached,
-                "size_mb": round(client.images.get(cold["image"]).attrs["Size"] / 1e6, 1),
-                "first_answer_s": round(first_answer_s, 2),
-                "hundred_rows": load(url, rows, 100, max(10, args.requests // 3)),
-            }
-            container.remove(force=True)
-            container = None
-            write_oci_results(results)  # the PyTorch builds below take long: keep what is measured
+            results: dict[str, Any] = {}
+            if args.torch_only:  # the sklearn figures stay as recorded
+                results = json.loads((RESULTS / "serving-oci.json").read_text())
+            else:
+                (first, second), rows = register_versions(tracking, 2)
+                sklearn = ModelFlavor.SKLEARN
+                cold = oci_build(first, sklearn, target, tracking, work / "builds", find_links)
+                reused = oci_build(second, sklearn, target, tracking, work / "builds", find_links)
+                cached = oci_build(first, sklearn, target, tracking, work / "builds", find_links)
+                assert reused["deps_reused"] is True and cold["deps_reused"] is False, (cold, reused)
+                container, url, first_answer_s = start_inference_container(client, cold["image"])
+                results = {
+                    "when": time.strftime("%Y-%m-%d %H:%M"),
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
+                    "cold": cold,
+                    "reused": reused,
+                    "cached": cached,
+                    "size_mb": round(client.images.get(cold["image"]).attrs["Size"] / 1e6, 1),
+                    "first_answer_s": round(first_answer_s, 2),
+                    "hundred_rows": load(url, rows, 100, max(10, args.requests // 3)),
+                }
+                container.remove(force=True)
+                container = None
+                write_oci_results(results)  # the PyTorch builds below take long: keep what is measured
             variants = [("torch_cpu", find_links)] + ([("torch_pypi", [])] if args.pypi_torch else [])
             for key, links in variants:  # a version each: the second would otherwise be a registry hit
                 torch_model = register_pytorch_version(tracking, work, find_links)
                 built = oci_build(torch_model, ModelFlavor.PYTORCH, target, tracking, work / "builds", links)
                 built["size_mb"] = round(client.images.get(built["image"]).attrs["Size"] / 1e6, 1)
+                built["torch"] = torch_in_image(client, built["image"])
+                built["load_average"] = [round(x, 2) for x in os.getloadavg()]
                 results[key] = built
                 write_oci_results(results)
         finally:
@@ -451,6 +474,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="1-row requests (100-row: a third)")
     parser.add_argument("--oci", action="store_true", help="the oci plan's figures (own dockerd and registry)")
     parser.add_argument("--pypi-torch", action="store_true", help="with --oci: also torch from PyPI alone (GBs)")
+    parser.add_argument("--torch-only", action="store_true", help="with --oci: only the PyTorch serving image")
     args = parser.parse_args()
     if args.oci:
         run_oci(args)

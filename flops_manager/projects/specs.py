@@ -74,11 +74,11 @@ def _secrets(
 
 
 def _build_plan(settings: Settings) -> dict[str, Any]:
-    """The plan a builder follows and what only that plan uses (wheel links locally, a base image for OCI)."""
+    """The plan a builder follows, the wheel links both plans prefer, and a base image for OCI."""
     plan = settings.builder_plan
     return {
         "plan": plan,
-        "uv_find_links": settings.uv_find_links if plan == "local" else [],
+        "uv_find_links": settings.uv_find_links,
         "base_image": settings.base_image if plan == "oci" else None,
     }
 
@@ -93,6 +93,8 @@ def _builder(settings: Settings, project: Project, name: str, env: dict[str, str
         env=env,
         secret_env=_secrets(settings, project, tracking=tracking),
         placement=Placement(capability=CAP_IMAGE_BUILDER),
+        # Both plans prefer the find-links' wheels (e.g. a CPU-only torch); a container builder reads them in place.
+        read_only_paths=list(settings.uv_find_links),
     )
 
 
@@ -230,12 +232,10 @@ def serving_builder_spec(
         customer_id=project.customer_id,
         registry=registry_location,
         tracking_uri=tracking_uri,
-        **{**_build_plan(settings), "uv_find_links": settings.uv_find_links},
+        **_build_plan(settings),
     )
     env = {JOB_ENV: job.model_dump_json(), JOB_KIND_ENV: SERVING_JOB_KIND}
-    spec = _builder(settings, project, "serving-builder", env, tracking=True)
-    # Both plans prefer the find-links' wheels (e.g. a CPU-only torch); a container builder reads them in place.
-    return spec.model_copy(update={"read_only_paths": list(settings.uv_find_links)})
+    return _builder(settings, project, "serving-builder", env, tracking=True)
 
 
 def inference_spec(

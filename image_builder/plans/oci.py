@@ -17,6 +17,7 @@ inside the build; the host's CA bundle is copied into those build contexts only 
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import logging
@@ -112,6 +113,28 @@ def docker_client(step: BuildStep) -> Any:
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise BuildError(step, f"cannot reach the Docker engine at {where}: {exc}") from None
     return client
+
+
+def local_wheels(find_links: list[str]) -> dict[str, Path]:
+    """The wheels in the job's find-links directories (those this builder can read), by file name."""
+    wheels: dict[str, Path] = {}
+    for link in find_links:
+        directory = Path(link)
+        if directory.is_dir():
+            for wheel in sorted(directory.glob("*.whl")):
+                wheels.setdefault(wheel.name, wheel)
+    return wheels
+
+
+def find_links_inputs(wheels: dict[str, Path]) -> dict[str, bytes | Path]:
+    """What a dependency build fetches to use ``wheels``: ``wheels.txt``, a flat index page and the files."""
+    if not wheels:
+        return {}
+    page = "".join(f'<a href="{html.escape(name)}">{html.escape(name)}</a>\n' for name in sorted(wheels))
+    inputs: dict[str, bytes | Path] = {f"wheels/{name}": path for name, path in wheels.items()}
+    inputs["wheels/"] = f"<html><body>\n{page}</body></html>\n".encode()
+    inputs["wheels.txt"] = "".join(f"{name}\n" for name in sorted(wheels)).encode()
+    return inputs
 
 
 class DockerEngineUser:
@@ -258,21 +281,30 @@ class InputServer:
         served = {f"/{token}/{name}": data for name, data in files.items()}
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                # uv sends HEAD before fetching a find-links wheel; without an answer it fails to fetch it.
+                self._headers(served.get(self.path))
+
             def do_GET(self) -> None:
                 data = served.get(self.path)
-                if data is None:
-                    self.send_error(404)
+                if not self._headers(data):
                     return
-                self.send_response(200)
                 if isinstance(data, Path):
-                    self.send_header("Content-Length", str(data.stat().st_size))
-                    self.end_headers()
                     with data.open("rb") as source:
                         shutil.copyfileobj(source, self.wfile, 1 << 20)
-                    return
-                self.send_header("Content-Length", str(len(data)))
+                elif data is not None:
+                    self.wfile.write(data)
+
+            def _headers(self, data: bytes | Path | None) -> bool:
+                """Status and headers for ``data``; False when it is not served (404 sent)."""
+                if data is None:
+                    self.send_error(404)
+                    return False
+                self.send_response(200)
+                size = data.stat().st_size if isinstance(data, Path) else len(data)
+                self.send_header("Content-Length", str(size))
                 self.end_headers()
-                self.wfile.write(data)
+                return True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -466,7 +498,7 @@ class OciPlan(DockerEngineUser):
         return digest.hexdigest()
 
     def layer_hash(self, deps: Dependencies, job: BuildJob, base_id: str) -> str:
-        """The dependency images' tag: the repo's requirements, FLOps' own, the base image, the recipe.
+        """The dependency images' tag: the repo's requirements, FLOps' own, local wheels, the base image, the recipe.
 
         Not the FLOps sources (they are in the code layer), so a change of fl_actors rebuilds seconds too.
         """
@@ -476,6 +508,7 @@ class OciPlan(DockerEngineUser):
             "learner": list(learner_requirements(flavor)),
             "aggregator": list(aggregator_requirements(flavor)),
             "platform": job.key.platform,
+            "wheels": sorted(local_wheels(job.uv_find_links)),
             "base": base_id,
             "recipe": self.recipe_hash(),
         }
@@ -492,6 +525,8 @@ class OciPlan(DockerEngineUser):
             "requirements.txt": "".join(f"{r}\n" for r in deps.requirements).encode(),
             "learner.in": "".join(f"{r}\n" for r in learner_requirements(flavor)).encode(),
             "aggregator.in": "".join(f"{r}\n" for r in aggregator_requirements(flavor)).encode(),
+            # The same local wheels the local plan offers uv (e.g. a CPU-only torch instead of PyPI's CUDA one).
+            **find_links_inputs(local_wheels(job.uv_find_links)),
         }
         with self._served(files) as url:
             context = self.scratch / "context-deps"

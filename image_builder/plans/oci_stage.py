@@ -9,8 +9,8 @@
 URL is where the builder serves this build's inputs on 127.0.0.1 for the duration of the build (the
 legacy builder has no ``RUN --mount``): ``uv`` (the builder's binary), ``ca.crt`` when the host has one
 (a TLS-intercepting proxy may sit between the build and the index), ``requirements.txt`` (the repo's),
-``learner.in``, ``aggregator.in`` (what FLOps adds), ``wheels.txt`` and ``warm.txt`` (serving: local
-wheels offered, modules to import once).
+``learner.in``, ``aggregator.in`` (what FLOps adds), ``wheels.txt`` (local wheels offered at ``URL/wheels/``,
+deps and serving) and ``warm.txt`` (serving: modules to import once).
 They are fetched into a temporary directory that is removed before the RUN step ends, so none of them is in any layer.
 Failures print one ``FLOPS_STAGE_FAILED`` line (JSON) and exit non-zero; ``check`` prints one
 ``FLOPS_PROBE_RESULT`` line (JSON) either way.
@@ -169,8 +169,15 @@ def _in_build(url: str, work: Callable[[Path], None]) -> None:
         shutil.rmtree(build, ignore_errors=True)  # uv, the CA bundle and uv's cache never reach the layer
 
 
-def deps(build: Path) -> None:
+def _find_links(build: Path, url: str) -> list[str]:
+    """``--find-links URL/wheels/`` when the builder offers local wheels (``wheels.txt``): uv prefers them
+    as the local plan does (e.g. a CPU-only torch, which PyPI does not have)."""
+    return ["--find-links", f"{url}/wheels/"] if (build / "wheels.txt").is_file() else []
+
+
+def deps(build: Path, url: str) -> None:
     """Resolve the aggregator set once, install the learner set from those pins, note the difference."""
+    links = _find_links(build, url)
     _uv(build, "venv", "--quiet", "--python", sys.executable, str(VENV), phase="venv")
     _uv(
         build,
@@ -183,6 +190,7 @@ def deps(build: Path) -> None:
         str(PYTHON),
         str(build / "requirements.txt"),
         str(build / "aggregator.in"),
+        *links,
         "--output-file",
         str(LOCK),
         phase="resolve",
@@ -195,6 +203,7 @@ def deps(build: Path) -> None:
         str(build / "learner.in"),
         "--constraint",
         str(LOCK),
+        *links,
     )
     installed = _uv(build, "pip", "freeze", "--python", str(PYTHON), phase="freeze").splitlines()
     pulled = [line for line in installed if _name(line) in MLFLOW_DISTRIBUTIONS]
@@ -244,8 +253,7 @@ def serving(build: Path, url: str) -> None:
     e.g. a CPU-only torch, which PyPI does not have) for uv to prefer.
     """
     _uv(build, "venv", "--quiet", "--python", sys.executable, str(VENV), phase="venv")
-    links = ["--find-links", f"{url}/wheels/"] if (build / "wheels.txt").is_file() else []
-    _pip_install(build, "--requirement", str(build / "requirements.txt"), *links)
+    _pip_install(build, "--requirement", str(build / "requirements.txt"), *_find_links(build, url))
     site = _site_packages()
     (site / "flops.pth").write_text(f"{LIB}\n")
     _prune_tests(site)
@@ -300,7 +308,11 @@ def main() -> None:
     if command in ("check", "compile"):
         {"check": check, "compile": compile_lib}[command](Path(target))
     else:
-        work = {"deps": deps, "aggregator": aggregator, "serving": lambda build: serving(build, target)}[command]
+        work = {
+            "deps": lambda build: deps(build, target),
+            "aggregator": aggregator,
+            "serving": lambda build: serving(build, target),
+        }[command]
         _in_build(target, work)
 
 

@@ -19,7 +19,6 @@ same requirements only adds its model layer.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 import shutil
@@ -34,7 +33,14 @@ from flops_common.serving import RegisteredModel, ServingBuildJob, ServingManife
 from image_builder.actor_runtime import package_dir
 from image_builder.errors import BuildError
 from image_builder.plans import oci_stage
-from image_builder.plans.oci import FETCH_AND_RUN, DockerEngineUser, LogForwarder, label_instruction
+from image_builder.plans.oci import (
+    FETCH_AND_RUN,
+    DockerEngineUser,
+    LogForwarder,
+    find_links_inputs,
+    label_instruction,
+    local_wheels,
+)
 from image_builder.serving_runtime import SERVING_PACKAGES
 from image_builder.steps import BuildStep
 from image_builder.timing import StepRecorder
@@ -71,28 +77,6 @@ RUN python -m compileall -q /opt/flops/lib && python -I -m inference --check {mo
 {labels}
 CMD ["python", "-m", "inference"]
 """
-
-
-def local_wheels(find_links: list[str]) -> dict[str, Path]:
-    """The wheels in the job's find-links directories (those this builder can read), by file name."""
-    wheels: dict[str, Path] = {}
-    for link in find_links:
-        directory = Path(link)
-        if directory.is_dir():
-            for wheel in sorted(directory.glob("*.whl")):
-                wheels.setdefault(wheel.name, wheel)
-    return wheels
-
-
-def find_links_inputs(wheels: dict[str, Path]) -> dict[str, bytes | Path]:
-    """What a dependency build fetches to use ``wheels``: ``wheels.txt``, a flat index page and the files."""
-    if not wheels:
-        return {}
-    page = "".join(f'<a href="{html.escape(name)}">{html.escape(name)}</a>\n' for name in sorted(wheels))
-    inputs: dict[str, bytes | Path] = {f"wheels/{name}": path for name, path in wheels.items()}
-    inputs["wheels/"] = f"<html><body>\n{page}</body></html>\n".encode()
-    inputs["wheels.txt"] = "".join(f"{name}\n" for name in sorted(wheels)).encode()
-    return inputs
 
 
 def warm_modules(flavor: str) -> list[str]:

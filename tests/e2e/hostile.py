@@ -63,13 +63,24 @@ def experiment_id(suite: EmbeddedSuite, name: str, timeout_s: float = 60) -> str
             time.sleep(0.5)
 
 
-def attempt_outcomes(suite: EmbeddedSuite, project_id: str, service: str, record: str) -> dict[str, str]:
-    """The last ``record`` line (``HOSTILE-…``) a hostile service printed: attempt -> outcome."""
+def attempt_records(suite: EmbeddedSuite, project_id: str, service: str, record: str) -> list[dict[str, str]]:
+    """Every ``record`` line (``HOSTILE-…``) a hostile service printed, in order: attempt -> outcome each
+    (a learner: its own process's, then one per ClientApp process)."""
     log = (suite.home / "services" / project_id / service / "output.log").read_text(errors="replace")
     lines = [line.split(record, 1)[1] for line in log.splitlines() if record in line]
     assert lines, f"the hostile {service} made no attempt:\n{log[-3000:]}"
-    outcomes: dict[str, str] = json.loads(lines[-1])
-    return outcomes
+    return [json.loads(line) for line in lines]
+
+
+def assert_broker_acl_stopped(records: list[dict[str, str]], project_id: str) -> None:
+    """Every process logged in to the broker as its project's own user, and the ACL (not a failed login)
+    kept it from the other project: the publish on its topic refused, nothing of it received on ``#`` (the
+    event logs are checked for forged events too)."""
+    login = f"connected as flops-p-{project_id} "
+    for outcomes in records:
+        outcome = outcomes["mqtt_read_foreign_events"]
+        assert login in outcome and "received no event of another project" in outcome, outcome
+        assert "PUBACK on the victim's topic Not authorized" in outcome, outcome
 
 
 def run_hostile_beside_victim(
@@ -110,8 +121,8 @@ def run_hostile_beside_victim(
 
     hostile = wait_final(admin, hostile_id, 400)
     victim = wait_final(admin, victim_id, 400)
-    outcomes = attempt_outcomes(suite, hostile_id, "learner-0", LEARNER_RECORD)
-    outcomes |= attempt_outcomes(suite, hostile_id, "aggregator", AGGREGATOR_RECORD)
+    learner_records = attempt_records(suite, hostile_id, "learner-0", LEARNER_RECORD)
+    outcomes = learner_records[-1] | attempt_records(suite, hostile_id, "aggregator", AGGREGATOR_RECORD)[-1]
     print(f"hostile and victim projects: {time.monotonic() - started:.1f} s")
     for name, outcome in sorted(outcomes.items()):
         print(f"  {name}: {outcome}")
@@ -119,6 +130,8 @@ def run_hostile_beside_victim(
     # The hostile project trained (its code ran), and every attempt failed: on its output and in MLflow.
     assert hostile["status"] == "succeeded", hostile.get("cause")
     assert len(outcomes) == 14 and all(o.startswith("blocked: ") for o in outcomes.values()), outcomes
+    assert len(learner_records) >= 2, "no attempt from a ClientApp process"  # the learner's own, then fit_model's
+    assert_broker_acl_stopped(learner_records, hostile_id)
     history = mlflow_get(suite, "metrics/get-history", run_id=hostile["mlflow"]["run_id"], metric_key="train_loss")
     assert [m["value"] for m in history["metrics"]] == [ALL_BLOCKED, ALL_BLOCKED]
 

@@ -14,9 +14,9 @@ from flops_suite.embedded import EmbeddedSuite
 STEPS = ["build_image_for_trained_model", "deploy_trained_model_image"]
 
 
-def sample_rows(suite: EmbeddedSuite, count: int = 20) -> np.ndarray:
-    """The first test rows of learner-0's digits, scaled as the examples train on them."""
-    with np.load(suite.home / "nodes" / "learner-0" / "data" / "digits" / "part.npz") as part:
+def sample_rows(suite: EmbeddedSuite, count: int = 20, node: str = "learner-0") -> np.ndarray:
+    """The first test rows of ``node``'s digits, scaled as the examples train on them."""
+    with np.load(suite.home / "nodes" / node / "data" / "digits" / "part.npz") as part:
         return (part["x_test"][:count] / 16.0).astype(np.float32)
 
 
@@ -40,8 +40,9 @@ def as_array(predictions: list[Any]) -> np.ndarray:
     return np.asarray(predictions)
 
 
-def assert_answers_as_registered(suite: EmbeddedSuite, url: str, model_uri: str) -> None:
-    """``url``'s ``/invocations`` (CSV and JSON) predicts what ``mlflow.pyfunc.load_model(model_uri)`` does here.
+def assert_answers_as_registered(suite: EmbeddedSuite, url: str, model_uri: str, node: str = "learner-0") -> None:
+    """``url``'s ``/invocations`` (CSV and JSON) predicts what ``mlflow.pyfunc.load_model(model_uri)`` does here,
+    for test rows of ``node``'s digits.
 
     For a flavor this environment can load (sklearn); MLflow's credentials, if any, in the environment.
     """
@@ -49,7 +50,7 @@ def assert_answers_as_registered(suite: EmbeddedSuite, url: str, model_uri: str)
     import pandas as pd
 
     mlflow.set_tracking_uri(suite.mlflow_url)
-    rows = sample_rows(suite)
+    rows = sample_rows(suite, node=node)
     frame = pd.DataFrame(rows, columns=[f"p{i}" for i in range(rows.shape[1])])
     expected = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(frame))
     for body, content_type in ((as_csv(rows), "text/csv"), (as_split_json(rows), "application/json")):

@@ -1,4 +1,6 @@
-"""digits_sklearn on a real one-node Docker Swarm: placement by node labels, a failing placement, no leftovers.
+"""digits_sklearn on a real one-node Docker Swarm: placement by node labels, a failing placement, no leftovers;
+then served (stage 6): its serving image built and pushed by a builder service, the inference service a
+Swarm service on the ``flops.inference``-labelled node.
 
 The engine, registry and images come from the session's ``docker_engine``; ``deploy/start-swarm.sh``
 makes it a one-node swarm on 127.0.0.1 (link-local ``docker_gwbridge``, no ``ingress``) labelled
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from flops_manager.cli.client import FlopsClient
@@ -30,6 +33,7 @@ from tests.e2e.containers import (
     run_script,
     suite_on_engine,
 )
+from tests.e2e.serving import STEPS, as_csv, assert_answers_as_registered, sample_rows
 from tests.helpers.suites import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -106,9 +110,22 @@ def test_nodes_and_capabilities_come_from_swarm_labels(swarm: SwarmSetup) -> Non
     assert labels[data_tag_label("digits")] == "true"
 
 
-@pytest.mark.timeout(900)
-def test_digits_project_runs_as_swarm_services_on_labelled_nodes(swarm: SwarmSetup) -> None:
-    accepted = swarm.admin.submit(example_sla(swarm.suite, "digits_sklearn", training_rounds=2))
+@pytest.mark.timeout(1200)
+def test_digits_project_runs_as_swarm_services_on_labelled_nodes_then_served(
+    swarm: SwarmSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**swarm.engine.env, "DOCKER_HOST": swarm.engine.docker_host}
+    run_script("label-swarm-node.sh", "self", "--add", "flops.inference", env=env, timeout_s=60)
+    try:
+        _digits_trained_then_served(swarm, monkeypatch)
+    finally:
+        run_script("label-swarm-node.sh", "self", "--remove", "flops.inference", env=env, timeout_s=60)
+
+
+def _digits_trained_then_served(swarm: SwarmSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    sla = example_sla(swarm.suite, "digits_sklearn", training_rounds=2)
+    sla["post_training_steps"] = STEPS
+    accepted = swarm.admin.submit(sla)
     project_id = accepted["project_id"]
     training = wait_stage(swarm.admin, project_id, 5, timeout_s=600)
     assert training["stage"] == 5, training.get("cause")
@@ -145,12 +162,60 @@ def test_digits_project_runs_as_swarm_services_on_labelled_nodes(swarm: SwarmSet
     assert project["status"] == "succeeded", project.get("cause")
     assert project["rounds_completed"] == 2
     assert project["final_metrics"]["accuracy"] >= 0.8
-    assert [s["stage"] for s in project["stages"]] == [1, 2, 3, 4, 5]  # the builder ran as a service too
+    assert [s["stage"] for s in project["stages"]] == [1, 2, 3, 4, 5, 6]  # the builders ran as services too
     services_dir = swarm.suite.home / "services" / project_id
-    for name in ("builder", "aggregator", "learner-0", "learner-1"):
+    for name in ("builder", "aggregator", "learner-0", "learner-1", "serving-builder"):
         assert '"backend":"swarm"' in (services_dir / name / "swarm-service.json").read_text(), name
     assert "loaded" in (services_dir / "learner-0" / "output.log").read_text()  # logs from the service API
+    _assert_served(swarm, project, passwords, monkeypatch)
     _assert_nothing_left(swarm, project_id)
+
+
+def _assert_served(
+    swarm: SwarmSetup, project: dict[str, Any], passwords: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stage 6 on Swarm: the pushed serving image runs as the only service left, on the inference-labelled
+    node, answers as the registered version, is found again by a restarted manager, and goes on DELETE."""
+    project_id = project["id"]
+    model = project["registered_model"]
+    assert (
+        project["serving"]["artifact"]
+        == f"{swarm.engine.registry}/admin/trained_model:digits_sklearn-{model['version']}"
+    )
+    deadline = time.monotonic() + 60  # the observer goes a few seconds after the end
+    while len(left := _project_services(swarm, project_id)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [s.attrs["Spec"]["Labels"]["org.flops.service"] for s in left] == ["inference"], [s.name for s in left]
+    spec = left[0].attrs["Spec"]
+    assert "node.labels.flops.inference==true" in spec["TaskTemplate"]["Placement"]["Constraints"]
+    networks = [swarm.engine.client.networks.get(n["Target"]).name for n in spec["TaskTemplate"]["Networks"]]
+    assert networks == ["host"]
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"].startswith(project["serving"]["artifact"] + "@sha256:")
+    assert not [p for p in passwords if p in json.dumps(left[0].attrs)]
+    inference = project["inference"]
+    assert inference["state"] == "running" and inference["node"] == swarm.node, inference
+    stage6 = next(s for s in project["stages"] if s["stage"] == 6)
+    seconds = stage6["ended_at"] - stage6["started_at"]
+    print(f"stage 6 on swarm: {seconds:.1f} s, serving build steps {project['serving_step_seconds']}")
+
+    creds = swarm.suite.credentials()
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", creds.mlflow_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", creds.mlflow_password.get_secret_value())
+    assert_answers_as_registered(swarm.suite, inference["url"], model["uri"], node=swarm.node)
+    body = as_csv(sample_rows(swarm.suite, node=swarm.node))
+    direct = httpx.post(
+        f"{inference['url']}/invocations", content=body, headers={"Content-Type": "text/csv"}, timeout=60
+    )
+    assert swarm.admin.predict(project_id, body, "text/csv") == direct.json()  # the manager forwards it
+
+    # A restarted manager finds the inference service again and still forwards to it.
+    swarm.suite.stop_service("manager")
+    swarm.suite.start_service("manager")
+    assert swarm.admin.project(project_id)["inference"]["state"] == "running"
+    rows = as_csv(sample_rows(swarm.suite, 5, node=swarm.node))
+    assert len(swarm.admin.predict(project_id, rows, "text/csv")["predictions"]) == 5
+    swarm.admin.stop_inference(project_id)
+    assert swarm.admin.project(project_id)["inference"]["state"] == "stopped"
 
 
 @pytest.mark.timeout(300)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from flops_common.image_key import ImageKey
+from flops_common.jobs import JOB_ENV, BuildJob
 from flops_common.oci_images import DEFAULT_BASE_IMAGE, actor_labels, actor_ref, manifest_from_labels
 from flops_common.redaction import strip_userinfo
-from flops_common.sla import ModelFlavor
+from flops_common.sla import ModelFlavor, ProjectSLA
+from flops_manager.projects import specs
+from flops_manager.projects.models import Project
 from flops_manager.settings import Settings
 from image_builder.plans.oci import (
     CODE_DOCKERFILE,
@@ -20,7 +24,9 @@ from image_builder.plans.oci import (
     LogForwarder,
     _build_failure,
     engine_platform,
+    find_links_inputs,
     label_instruction,
+    local_wheels,
 )
 from image_builder.steps import BuildStep
 
@@ -114,3 +120,34 @@ def test_engine_platform() -> None:
 @pytest.mark.parametrize(("registry", "plan"), [("local", "local"), ("oci", "oci")])
 def test_builder_plan_follows_the_registry(registry: str, plan: str) -> None:
     assert Settings(registry=registry).builder_plan == plan
+
+
+def test_input_server_answers_head_as_uv_asks_before_a_find_links_wheel(tmp_path: Path) -> None:
+    wheel = tmp_path / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+    wheel.write_bytes(b"0" * 10)
+    server = InputServer(find_links_inputs(local_wheels([str(tmp_path), str(tmp_path / "missing")])))
+    try:
+        page = httpx.get(f"{server.url}/wheels/").text
+        assert f'href="{wheel.name}"' in page
+        head = httpx.head(f"{server.url}/wheels/{wheel.name}")
+        assert head.status_code == 200 and head.headers["content-length"] == "10" and head.content == b""
+        assert httpx.get(f"{server.url}/wheels/{wheel.name}").content == wheel.read_bytes()
+        assert httpx.head(f"{server.url}/wheels/other.whl").status_code == 404
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("registry", ["local", "oci"])
+def test_both_plans_offer_the_find_links_wheels_to_the_actor_builder(registry: str, tmp_path: Path) -> None:
+    settings = Settings(registry=registry, uv_find_links=[str(tmp_path)])
+    sla = ProjectSLA.model_validate(
+        {
+            "customerID": "c1",
+            "ml_repo_url": "git://127.0.0.1:9418/digits_pytorch",
+            "ml_model_flavor": "pytorch",
+            "training_configuration": {"data_tags": ["digits"], "training_rounds": 1},
+        }
+    )
+    spec = specs.builder_spec(settings, Project(id="p1", customer_id="c1", sla=sla), KEY, "127.0.0.1:5000")
+    assert BuildJob.model_validate_json(spec.env[JOB_ENV]).uv_find_links == [str(tmp_path)]
+    assert spec.read_only_paths == [str(tmp_path)]  # a container builder reads them in place

@@ -119,24 +119,77 @@ def _bus():
     return job.get("bus") or {}, job.get("project_id", "")
 
 
+def _environ_of(pid):
+    """Another process's initial environment (readable when it runs as our user)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _own_broker_password():
+    """The broker password of this project's services, wherever this process can find it: its environment
+    (the learner's own process), the secret file a container gets (``FLOPS_SECRET_ENV_FILE``), or the
+    environment of an ancestor running as the same user (a ClientApp's learner on the local backend).
+    Returns ``(password, where)``; ``(None, tried)`` when none was found."""
+    name = "FLOPS_MQTT_PASSWORD"
+    if os.environ.get(name):
+        return os.environ[name], "own environment"
+    tried = ["own environment"]
+    secret_file = os.environ.get("FLOPS_SECRET_ENV_FILE")
+    if secret_file:
+        try:
+            with open(secret_file) as fh:
+                value = json.load(fh).get(name)
+            if value:
+                return value, "FLOPS_SECRET_ENV_FILE"
+        except (OSError, ValueError) as exc:
+            tried.append(f"secret file: {type(exc).__name__}")
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            value = _environ_of(pid).get(name)
+            if value:
+                return value, "the environment of an ancestor process"
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError) as exc:
+            tried.append(f"ancestor {pid}: {type(exc).__name__}")
+            break
+    return None, "; ".join(tried)
+
+
 def mqtt_read_foreign_events(home, target):
-    """Forge events for the victim (its topic, and our own naming it), then listen to ``#``."""
+    """Log in with this project's own broker user (as any code of the project can), forge events for the
+    victim (its topic, and our own naming it), then listen to ``#``.
+
+    The outcome says whether the broker took the login, so the test tells "the ACL stopped it" from
+    "it never got in"."""
     import paho.mqtt.client as mqtt
 
     bus, own = _bus()
+    password, where = _own_broker_password()
+    if bus.get("username") and password is None:
+        raise ConnectionRefusedError(f"NOT CONNECTED: no broker password found ({where})")
     received = []
+    connected = []
     subscribed = threading.Event()
+    acks = {}
     client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if bus.get("username"):
-        client.username_pw_set(bus["username"], os.environ.get("FLOPS_MQTT_PASSWORD"))
-    client.on_connect = lambda c, *_: c.subscribe([("#", 1), (f"flops/projects/{target['victim_project']}/events", 1)])
+        client.username_pw_set(bus["username"], password)
+
+    def on_connect(c, _userdata, _flags, reason_code, _properties):
+        connected.append(str(reason_code))
+        if not reason_code.is_failure:
+            c.subscribe([("#", 1), (f"flops/projects/{target['victim_project']}/events", 1)])
+
+    client.on_connect = on_connect
     client.on_subscribe = lambda *_: subscribed.set()
+    client.on_publish = lambda _c, _u, mid, reason_code, _p: acks.__setitem__(mid, str(reason_code))
     client.on_message = lambda _c, _u, msg: received.append(msg.topic) if own not in msg.topic else None
     client.connect(bus.get("host", "127.0.0.1"), int(bus.get("port", 1883)), keepalive=10)
     client.loop_start()
     try:
         if not subscribed.wait(30):  # a loaded machine: the connection can take seconds
-            raise TimeoutError("never connected and subscribed to the broker")
+            raise ConnectionRefusedError(f"NOT CONNECTED as {bus.get('username')}: CONNACK {connected or 'none'}")
         victim = target["victim_project"]
         forged = {
             "event_id": uuid.uuid4().hex,
@@ -148,16 +201,19 @@ def mqtt_read_foreign_events(home, target):
             "data": {"metrics": {"accuracy": 0.0, "loss": 99.0}},
             "timestamp": time.time(),
         }
-        client.publish(f"flops/projects/{victim}/events", json.dumps(forged), qos=1).wait_for_publish(5)
+        on_victim = client.publish(f"flops/projects/{victim}/events", json.dumps(forged), qos=1)
+        on_victim.wait_for_publish(5)
         forged["event_id"] = uuid.uuid4().hex
         client.publish(f"flops/projects/{own}/events", json.dumps(forged), qos=1).wait_for_publish(5)
         time.sleep(4)  # the victim trains: its events flow all the time
     finally:
         client.disconnect()
         client.loop_stop()
+    login = f"connected as {bus.get('username')} (password from {where}), PUBACK on the victim's topic "
+    login += acks.get(on_victim.mid, "none")
     if received:
-        return f"received {len(received)} events of other projects, e.g. on {received[0]}"
-    raise PermissionError("subscribed to # but received no event of another project")
+        return f"{login}; received {len(received)} events of other projects, e.g. on {received[0]}"
+    raise PermissionError(f"{login}; subscribed to # but received no event of another project")
 
 
 def mlflow_write_victim_experiment(home, target):
