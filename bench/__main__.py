@@ -210,11 +210,24 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"In the `make bench` run itself {n} learners ended {old['status']} after {old['wall_s']} s"
                 + (f": {old['cause']}" if old.get("cause") else "."),
             ]
-    # written by bench/bench_serving.py (run on its own) and bench/multihost.py (after this, in `make bench`)
-    for section in ("serving.md", "multihost.md"):
-        if (RESULTS / section).is_file():
-            lines.append((RESULTS / section).read_text())
     return "\n".join(lines) + "\n"
+
+
+KEPT_MARKER = "<!-- `make bench` rewrites what is above; below: sections of other benches and analyses, kept -->"
+
+
+def with_kept_sections(generated: str, previous: str) -> str:
+    """``RESULTS.md``: the ``generated`` figures, then whatever ``previous`` held below :data:`KEPT_MARKER`
+    (sections other benches write, such as ``bench.multihost``'s, and figures recorded by hand)."""
+    kept = previous.split(KEPT_MARKER, 1)[1].strip("\n") if KEPT_MARKER in previous else ""
+    return generated.rstrip("\n") + "\n\n" + KEPT_MARKER + "\n" + (f"\n{kept}\n" if kept else "")
+
+
+def write_results_md(results: dict[str, Any]) -> None:
+    """Rewrite ``bench/RESULTS.md`` from ``results``, keeping the sections below :data:`KEPT_MARKER`."""
+    path = RESULTS.parent / "RESULTS.md"
+    previous = path.read_text() if path.is_file() else ""
+    path.write_text(with_kept_sections(render_markdown(results), previous))
 
 
 def main() -> int:
@@ -265,7 +278,7 @@ def main() -> int:
     results["bench_total_s"] = round(time.perf_counter() - started, 1)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
-    (RESULTS.parent / "RESULTS.md").write_text(render_markdown(results))
+    write_results_md(results)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
     import json
     import tempfile
 
-    from bench.__main__ import RESULTS, _load, render_markdown
+    from bench.__main__ import RESULTS, _load, write_results_md
     from tests.helpers.suites import free_suite_ports
 
     sizes = tuple(int(a) for a in argv) or (2, 5, 10, 20)
@@ -180,7 +180,7 @@ def main(argv: list[str]) -> int:
         results["P6_scale"][n] = fig
     latest.write_text(json.dumps(results, indent=2))
     if "P1_cold" in results:
-        (RESULTS.parent / "RESULTS.md").write_text(render_markdown(results))
+        write_results_md(results)
     print(json.dumps(figures, indent=2))
     return 0
 
