@@ -22,6 +22,7 @@ import importlib
 import logging
 import math
 import os
+import select
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from fl_actors import ports
+from fl_actors import object_pulls, pacing, ports
 
 log = logging.getLogger("fl_actors.clientapp_executor")
 
@@ -105,15 +106,37 @@ def _run_child(runtime_api_address: str, token: str, parent_pid: int) -> None:
     run_task_and_exit(task, "ClientApp")
 
 
-def _reap() -> None:
-    """Collect finished children."""
+def _reap(children: dict[int, int | None]) -> int:
+    """Collect finished children (pid -> its pidfd, closed here); how many had finished."""
+    reaped = 0
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        pidfd = children.pop(pid, None)
+        if pidfd is not None:
+            os.close(pidfd)
+        reaped += 1
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` ends (``None`` where the kernel has none)."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _wait_for_an_exit(children: dict[int, int | None], timeout_s: float) -> None:
+    """Sleep until one of ``children`` ends or ``timeout_s`` passed."""
+    pidfds = [fd for fd in children.values() if fd is not None]
+    if pidfds:
+        select.select(pidfds, [], [], timeout_s)
+    else:
+        time.sleep(timeout_s)
 
 
 def serve(
@@ -126,13 +149,18 @@ def serve(
     """Acquire ``task_type`` tasks from the Runtime API and fork a warm child for each, until stopped.
 
     ``run_child(runtime_api_address, token, parent_pid)`` runs one task in the forked child and never
-    returns. The ServerApp runner (:mod:`fl_actors.serverapp_executor`) serves its tasks the same way.
+    returns. While a task runs, polls are ``poll_s`` apart unless it ends sooner: its node hands out
+    one message at a time, so the next comes only after this task's reply. Once it ended they are paced
+    (:class:`~fl_actors.pacing.Pacer`, at most ``poll_s`` apart): the next message of a round comes
+    soon after the last reply, and polling fast meanwhile would take the CPU from the task itself.
+    The ServerApp runner (:mod:`fl_actors.serverapp_executor`) serves its tasks the same way.
     """
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
 
+    object_pulls.retry_sooner()  # before any fork: every task process pulls its message's objects
     client = RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
         insecure=True,
@@ -148,12 +176,15 @@ def serve(
             client.close()
             log.info("the learner is gone; stopping")
             return
+    pacer = pacing.Pacer(cap_s=poll_s)
+    children: dict[int, int | None] = {}  # task processes not reaped yet: pid -> pidfd
     try:
         while True:
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.info("the learner is gone; stopping")
                 return
-            _reap()
+            if _reap(children):
+                pacer.restart()
             try:
                 answer = client.AcquireTask(request)
             except Exception as exc:  # the SuperNode is starting or going away: try again
@@ -163,12 +194,20 @@ def serve(
             if answer.HasField("task") and answer.token:
                 sys.stdout.flush()
                 sys.stderr.flush()
-                if os.fork() == 0:
+                pid = os.fork()
+                if pid == 0:
                     run_child(runtime_api_address, answer.token, os.getppid())
+                children[pid] = _pidfd(pid)
                 continue  # more tasks may be waiting: ask again at once
-            time.sleep(poll_s)
+            if children:
+                _wait_for_an_exit(children, poll_s)
+            else:
+                time.sleep(pacer.interval())
     finally:
         client.close()
+        for pidfd in children.values():
+            if pidfd is not None:
+                os.close(pidfd)
 
 
 def argv(runtime_api_address: str, app_dir: str | None) -> list[str]:

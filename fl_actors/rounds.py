@@ -4,7 +4,7 @@ It calls the strategy's own ``configure_*``/``aggregate_*`` methods, like ``Stra
 and adds what FLOps needs:
 
 * a callback per finished round (MLflow, events) with its metrics and duration;
-* replies polled every ``poll_interval_s`` instead of ``Grid.send_and_receive``'s fixed 3 s;
+* replies polled at a pace (at most ``poll_interval_s`` apart) instead of ``Grid.send_and_receive``'s fixed 3 s;
 * optionally (``eval_in_train``) the evaluation of the global model of round r rides in the
   train replies of round r+1, and only the last model gets its own evaluate exchange:
   R+1 message exchanges per run instead of 2R, with the same metrics per round;
@@ -23,6 +23,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fl_actors import records as rk
+from fl_actors.pacing import Pacer
 
 log = logging.getLogger("flwr")  # Flower's logger: shows in `flwr log`
 
@@ -71,8 +72,12 @@ class LoopResult:
 def send_and_receive(
     grid: Grid, messages: Iterable[Message], timeout_s: float, poll_interval_s: float
 ) -> list[Message]:
-    """Push messages and pull their replies until all arrived or ``timeout_s`` passed."""
+    """Push messages and pull their replies until all arrived or ``timeout_s`` passed.
+
+    Polls are paced from the push (at most ``poll_interval_s`` apart): a short exchange is seen to
+    end within milliseconds, a long one costs a few polls a second."""
     started = time.monotonic()
+    pacer = Pacer(cap_s=poll_interval_s, since=started)
     pending = {mid for mid in grid.push_messages(list(messages)) if mid}
     sent = len(pending)
     replies: list[Message] = []
@@ -83,7 +88,7 @@ def send_and_receive(
         pending.difference_update(msg.metadata.reply_to_message_id for msg in arrived)
         if not pending or time.monotonic() >= deadline:
             break
-        time.sleep(poll_interval_s)
+        time.sleep(pacer.interval())
     log.info("exchange: %d of %d replies in %.2f s", len(replies), sent, time.monotonic() - started)
     return replies
 

@@ -5,10 +5,12 @@ after every pull that found no message, and it pulls right after pushing each re
 exchange of a run waits about 3 s before the SuperNode sees its next message; it also waits for the
 ClientApp's reply and its objects in 0.5 s steps. Nothing in 1.41 configures these waits (Flower made
 its SuperExec's interval configurable in a later release). This launcher is the one place FLOps
-changes them: it gives that module a ``time`` whose ``sleep`` lasts at most ``FLOPS_SUPERNODE_POLL_S``
-seconds (default 0.2), then runs Flower's own ``flower-supernode`` entry point with the same
-arguments. Nothing else of Flower changes, and no installed file is edited. ``flwr`` is pinned, and
-``tests/unit/test_supernode_launcher.py`` fails when the patched module's source changes.
+changes them: it gives that module a ``time`` whose ``sleep`` is paced (:class:`PacedSleep`, idle
+waits at most ``FLOPS_SUPERNODE_POLL_S`` seconds, default 0.2), makes Flower's object pulls retry
+sooner (:mod:`fl_actors.object_pulls`), then runs Flower's own ``flower-supernode`` entry point with
+the same arguments. Nothing else of Flower changes, and no installed file is edited. ``flwr`` is
+pinned, and ``tests/integration/test_supernode_launcher.py`` fails when the patched module's source
+changes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
+from fl_actors import object_pulls, pacing
+
 log = logging.getLogger("fl_actors.supernode_launcher")
 
 POLL_ENV = "FLOPS_SUPERNODE_POLL_S"  # longest wait of the SuperNode's loop, in seconds
@@ -31,15 +35,35 @@ PATCHED_MODULE = "flwr.supernode.start_client_internal"
 COMMAND = "flower-supernode"
 
 
-class CappedSleep:
-    """The ``time`` module as the SuperNode loop sees it: every ``sleep`` lasts at most ``cap_s``."""
+class PacedSleep:
+    """The ``time`` module as the SuperNode loop sees it: its waits end sooner.
 
-    def __init__(self, cap_s: float) -> None:
-        self.cap_s = cap_s
+    The loop sleeps 3 s after each pull that found no message (an *idle* wait: the next pull is an
+    HTTP call to the SuperLink) and 0.5 s between in-process checks for the ClientApp's reply and
+    its objects (a *busy* wait). Busy waits last ``busy_s``; idle waits follow a
+    :class:`~fl_actors.pacing.Pacer` capped at ``cap_s`` and restarted by each busy wait, so the
+    SuperNode asks for the next message within milliseconds after sending a reply and slows down to
+    one pull per ``cap_s`` while nothing comes.
+    """
+
+    IDLE_WAIT_S = 1.0  # the loop's idle wait is 3 s, its busy waits 0.5 s
+
+    def __init__(self, cap_s: float, busy_s: float = pacing.FLOOR_S) -> None:
+        self.pacer = pacing.Pacer(cap_s=cap_s)
+        self.busy_s = busy_s
+
+    @property
+    def cap_s(self) -> float:
+        """The longest idle wait."""
+        return self.pacer.cap_s
 
     def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, but no longer than the cap (the loop's waits are all polls)."""
-        time.sleep(min(seconds, self.cap_s))
+        """Sleep ``seconds``, but no longer than the current pace (the loop's waits are all polls)."""
+        if seconds >= self.IDLE_WAIT_S:
+            time.sleep(min(seconds, self.pacer.interval()))
+        else:
+            self.pacer.restart()
+            time.sleep(min(seconds, self.busy_s))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -61,9 +85,11 @@ def poll_interval(environ: Mapping[str, str]) -> float:
 
 
 def patch(cap_s: float) -> ModuleType:
-    """Cap the waits of Flower's SuperNode loop at ``cap_s``; return the patched module."""
+    """Cap the waits of Flower's SuperNode loop at ``cap_s`` and make its object pulls retry sooner
+    (:mod:`fl_actors.object_pulls`); return the patched loop module."""
+    object_pulls.retry_sooner()
     loop = importlib.import_module(PATCHED_MODULE)
-    loop.time = CappedSleep(cap_s)  # type: ignore[attr-defined]
+    loop.time = PacedSleep(cap_s)  # type: ignore[attr-defined]
     return loop
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fl_actors import supernode_launcher
+from fl_actors import pacing, supernode_launcher
 
 # The patched module of flwr 1.41.0. When this changes, re-read the module: the launcher assumes its
 # only uses of ``time`` are the waits below, all of them polls that may end sooner.
@@ -64,15 +64,25 @@ def test_the_loop_uses_time_only_for_its_poll_waits() -> None:
     assert sorted(calls, key=repr) == sorted(EXPECTED_TIME_USES, key=repr)
 
 
-def test_capped_sleep_shortens_long_waits_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paced_sleep_shortens_busy_waits_and_paces_idle_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
+    clock = [100.0]
     monkeypatch.setattr(time, "sleep", slept.append)
-    capped = supernode_launcher.CappedSleep(0.2)
-    capped.sleep(3)
-    capped.sleep(0.5)
-    capped.sleep(0.05)
-    assert slept == [0.2, 0.2, 0.05]
-    assert capped.monotonic is time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    paced = supernode_launcher.PacedSleep(0.2)
+    paced.sleep(0.5)  # waiting for the ClientApp's reply: in-process checks, always short
+    assert slept == [pacing.FLOOR_S]
+    paced.sleep(3)  # right after the reply: the next message is due, pull again soon
+    clock[0] += 0.5
+    paced.sleep(3)  # a tenth of the time since the last busy wait
+    clock[0] += 10
+    paced.sleep(3)  # idle for long: back to the cap
+    assert slept[1:] == [pacing.FLOOR_S, pytest.approx(0.05), 0.2]
+    paced.sleep(0.05)
+    paced.sleep(3)  # a busy wait restarts the pace
+    assert slept[-2:] == [pacing.FLOOR_S, pacing.FLOOR_S]
+    assert paced.cap_s == 0.2
+    assert paced.perf_counter is time.perf_counter
 
 
 @pytest.mark.parametrize(
@@ -90,7 +100,9 @@ def test_launcher_patches_flower_and_runs_its_supernode_cli() -> None:
         "import sys\n"
         "from fl_actors import supernode_launcher as s\n"
         "loop = s.patch(0.1)\n"
-        "assert isinstance(loop.time, s.CappedSleep) and loop.time.cap_s == 0.1\n"
+        "assert isinstance(loop.time, s.PacedSleep) and loop.time.cap_s == 0.1\n"
+        "from flwr.supercore.inflatable import inflatable_utils as u\n"
+        "assert u.pull_objects.__kwdefaults__['initial_backoff'] == 0.02\n"
         "sys.argv = ['x', '--help']\n"
         "s.main()\n"
     )
