@@ -33,6 +33,7 @@ POLL_ENV = "FLOPS_SUPERNODE_POLL_S"  # longest wait of the SuperNode's loop, in 
 DEFAULT_POLL_S = 0.2
 PATCHED_MODULE = "flwr.supernode.start_client_internal"
 COMMAND = "flower-supernode"
+BUSY_WAIT_S = 0.01  # waits for the ClientApp's reply check in-process state: cheap to repeat
 
 
 class PacedSleep:
@@ -48,7 +49,7 @@ class PacedSleep:
 
     IDLE_WAIT_S = 1.0  # the loop's idle wait is 3 s, its busy waits 0.5 s
 
-    def __init__(self, cap_s: float, busy_s: float = pacing.FLOOR_S) -> None:
+    def __init__(self, cap_s: float, busy_s: float = BUSY_WAIT_S) -> None:
         self.pacer = pacing.Pacer(cap_s=cap_s)
         self.busy_s = busy_s
 

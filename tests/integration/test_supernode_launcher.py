@@ -71,7 +71,7 @@ def test_paced_sleep_shortens_busy_waits_and_paces_idle_ones(monkeypatch: pytest
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     paced = supernode_launcher.PacedSleep(0.2)
     paced.sleep(0.5)  # waiting for the ClientApp's reply: in-process checks, always short
-    assert slept == [pacing.FLOOR_S]
+    assert slept == [supernode_launcher.BUSY_WAIT_S]
     paced.sleep(3)  # right after the reply: the next message is due, pull again soon
     clock[0] += 0.5
     paced.sleep(3)  # a tenth of the time since the last busy wait
@@ -80,7 +80,7 @@ def test_paced_sleep_shortens_busy_waits_and_paces_idle_ones(monkeypatch: pytest
     assert slept[1:] == [pacing.FLOOR_S, pytest.approx(0.05), 0.2]
     paced.sleep(0.05)
     paced.sleep(3)  # a busy wait restarts the pace
-    assert slept[-2:] == [pacing.FLOOR_S, pacing.FLOOR_S]
+    assert slept[-2:] == [supernode_launcher.BUSY_WAIT_S, pacing.FLOOR_S]
     assert paced.cap_s == 0.2
     assert paced.perf_counter is time.perf_counter
 
