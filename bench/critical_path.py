@@ -6,7 +6,8 @@ the per-round overhead (round time minus the slowest learner's compute; median a
 from the aggregator's first event to the first completed round, and actor deployment per learner;
 then the plain Flower app on the same environment (P3) for the FLOps-vs-Flower ratio of this run.
 Prints the figures as JSON and writes them to ``bench/results/critical_path.json``; ``--no-plain``
-skips P3.
+skips P3; ``--warm N`` runs N-1 more warm projects after P2 and adds their median (one warm run
+varies by a second or more even on an idle machine).
 """
 
 from __future__ import annotations
@@ -18,12 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from bench.__main__ import _load, write_results
-from bench.e2e import LEARNERS, cold_and_warm, project_critical_path
+from bench.e2e import LEARNERS, cold_and_warm, project_critical_path, run_project, warm_series
 from bench.plain_flower_run import run_plain_flower
 from bench.scale import round_metrics
 from flops_manager.cli.client import FlopsClient
 from flops_suite.embedded import PROJECT_ROOT, EmbeddedSuite
 from tests.helpers.suites import free_suite_ports
+
+
+def warm_runs(argv: list[str]) -> int:
+    """The N of ``--warm N`` (1 without it)."""
+    if "--warm" not in argv:
+        return 1
+    index = argv.index("--warm") + 1
+    if index >= len(argv) or not argv[index].isdigit() or int(argv[index]) < 1:
+        raise SystemExit("--warm takes a number of warm runs, at least 1")
+    return int(argv[index])
 
 
 def main(argv: list[str]) -> int:
@@ -41,6 +52,14 @@ def main(argv: list[str]) -> int:
                 run = results[name]
                 run["rounds_detail"] = round_metrics(client, run["project_id"])
                 run["critical_path"] = project_critical_path(client, run)
+            warm = [results["P2_warm"]]
+            for _ in range(warm_runs(argv) - 1):
+                run = run_project(client, suite, "digits_sklearn")
+                run["rounds_detail"] = round_metrics(client, run["project_id"])
+                warm.append(run)
+            if len(warm) > 1:
+                results["P2_warm_series"] = warm_series(warm)
+                results["load"]["after the warm series"] = _load()
             if "--no-plain" not in argv:
                 learner_env = next((home / "registry" / "envs").glob("*/learner"))
                 data_dirs = [home / "nodes" / f"learner-{i}" / "data" / "digits" for i in range(LEARNERS)]

@@ -87,6 +87,21 @@ def critical_path(events: list[dict[str, Any]], stages: dict[str, float], deploy
     }
 
 
+def warm_series(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several warm runs of the same project in one suite: each wall time, their median, and the round
+    overhead over all their rounds (``rounds_detail`` as :func:`bench.scale.round_metrics` gives it)."""
+    walls = [run["wall_s"] for run in runs]
+    overheads = [r["round_time_s"] - r["client_compute_s"] for run in runs for r in run["rounds_detail"]]
+    return {
+        "runs": len(runs),
+        "wall_s": walls,
+        "wall_s_median": round(statistics.median(walls), 2) if walls else None,
+        "round_overhead_s_median": round(statistics.median(overheads), 2) if overheads else None,
+        "round_overhead_s_p90": round(p90(overheads), 2) if overheads else None,
+        "rounds": len(overheads),
+    }
+
+
 def project_critical_path(client: FlopsClient, run: dict[str, Any]) -> dict[str, Any]:
     """:func:`critical_path` of a project run by :func:`bench.e2e.run_project`, from the API."""
     events = client.events(run["project_id"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bench.e2e import critical_path, p90
+import pytest
+
+from bench.critical_path import warm_runs
+from bench.e2e import critical_path, p90, warm_series
 
 
 def _round(ts: float, round_time: float, compute: float) -> dict[str, object]:
@@ -35,3 +38,27 @@ def test_no_rounds_gives_no_figures() -> None:
 def test_p90_is_nearest_rank() -> None:
     assert p90([1.0]) == 1.0
     assert p90([float(i) for i in range(1, 11)]) == 9.0
+
+
+def test_warm_series_takes_the_median_of_runs_and_of_all_their_rounds() -> None:
+    def run(wall: float, *rounds: tuple[float, float]) -> dict[str, object]:
+        detail = [{"round_time_s": t, "client_compute_s": c} for t, c in rounds]
+        return {"wall_s": wall, "rounds_detail": detail}
+
+    series = warm_series([run(14.0, (1.0, 0.5), (2.0, 0.5)), run(16.0, (0.7, 0.2)), run(13.0, (3.0, 1.0))])
+    assert series == {
+        "runs": 3,
+        "wall_s": [14.0, 16.0, 13.0],
+        "wall_s_median": 14.0,
+        "round_overhead_s_median": 1.0,
+        "round_overhead_s_p90": 2.0,
+        "rounds": 4,
+    }
+
+
+def test_warm_runs_option() -> None:
+    assert warm_runs([]) == 1
+    assert warm_runs(["--no-plain", "--warm", "6"]) == 6
+    for bad in (["--warm"], ["--warm", "0"], ["--warm", "six"]):
+        with pytest.raises(SystemExit):
+            warm_runs(bad)
