@@ -27,7 +27,7 @@ SUPEREXEC_POLL = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"  # Flower: SuperExec task p
 TELEMETRY = "FLWR_TELEMETRY_ENABLED"  # Flower: anonymous telemetry (disabled by the actors)
 UPDATE_CHECK = "FLWR_DISABLE_UPDATE_CHECK"  # Flower: online update check (disabled by the actors)
 
-DEFAULT_SUPEREXEC_POLL_S = "0.5"
+DEFAULT_SUPEREXEC_POLL_S = "0.5"  # FLOps' SuperExecs: the longest wait between polls (paced shorter in rounds)
 SECRETS = frozenset({"FLOPS_MQTT_PASSWORD", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"})
 
 
