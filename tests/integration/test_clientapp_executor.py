@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fl_actors import clientapp_executor
@@ -92,3 +94,22 @@ def test_reachability_reads_loopback_from_the_kernel_and_connects_to_other_hosts
         server.listen()
         assert is_reachable(f"127.0.0.1:{port}")
         assert is_reachable(f"localhost:{port}")
+
+
+def test_the_executor_wakes_when_its_task_process_ends_not_at_its_poll_interval() -> None:
+    # A real forked task process: the wait ends with it (its pidfd), long before the 5 s poll interval.
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.2)
+        os._exit(0)
+    children = {pid: clientapp_executor._pidfd(pid)}
+    assert children[pid] is not None
+    started = time.monotonic()
+    clientapp_executor._wait_for_an_exit(children, 5.0)
+    waited = time.monotonic() - started
+    for _ in range(100):  # the child is a zombie by now; reaping it closes its descriptor
+        if clientapp_executor._reap(children):
+            break
+        time.sleep(0.01)
+    assert 0.1 < waited < 2.0, waited
+    assert children == {}
